@@ -60,9 +60,9 @@ func Parse(path string, data []byte) ([]Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Profile, len(ps))
-	for i, p := range ps {
-		out[i] = p.Profile
+	var out []Profile
+	for _, p := range ps {
+		out = append(out, p.Profile)
 	}
 	return out, nil
 }

@@ -99,6 +99,7 @@ func RuleNumber(comment string) (int, bool) {
 	if !ok {
 		return 0, false
 	}
+	rest, _, _ = strings.Cut(rest, ":")
 	n, err := strconv.Atoi(rest)
 	return n, err == nil
 }

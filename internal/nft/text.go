@@ -43,6 +43,10 @@ func (t *Table) body(b *strings.Builder) {
 }
 
 func (s *Set) text(b *strings.Builder) {
+	if s == nil {
+		b.WriteString("\t<invalid: nil set>\n")
+		return
+	}
 	fmt.Fprintf(b, "\tset %s {\n\t\ttype %s\n", s.Name, s.Type)
 	var flags []string
 	if s.Interval {
@@ -80,6 +84,10 @@ func (s *Set) text(b *strings.Builder) {
 }
 
 func (c *Chain) text(b *strings.Builder) {
+	if c == nil {
+		b.WriteString("\t<invalid: nil chain>\n")
+		return
+	}
 	fmt.Fprintf(b, "\tchain %s {\n", c.Name)
 	if c.Hook != HookNone {
 		pol := "accept"
@@ -109,6 +117,9 @@ func priorityText(p int) string {
 
 // Text renders one rule as a line of nft syntax.
 func (r *Rule) Text() string {
+	if r == nil {
+		return "<invalid: nil rule>"
+	}
 	parts := make([]string, 0, len(r.Exprs)+1)
 	for _, e := range r.Exprs {
 		parts = append(parts, exprText(e))
@@ -119,7 +130,13 @@ func (r *Rule) Text() string {
 	return strings.Join(parts, " ")
 }
 
+// exprText renders one expression. Text does not validate: an expression
+// that cannot be rendered comes out as an <invalid ...> token, which nft
+// refuses to load (Validate reports the reason).
 func exprText(e Expr) string {
+	if isNil(e) {
+		return "<invalid: nil expression>"
+	}
 	switch e := e.(type) {
 	case *IfName:
 		if e.In {
@@ -168,6 +185,12 @@ func exprText(e Expr) string {
 		}
 		return s + braces(elems)
 	case *CtState:
+		// A packet has exactly one state bit. nft (1.0.6 at least) turns
+		// "ct state != a,b" into state != (a|b), which is always true, so
+		// several excluded states are written as a mask test.
+		if e.Negate && e.States&(e.States-1) != 0 {
+			return "ct state & (" + strings.ReplaceAll(ctStateText(e.States), ",", "|") + ") == 0"
+		}
 		s := "ct state "
 		if e.Negate {
 			s += "!= "
@@ -250,7 +273,9 @@ func exprText(e Expr) string {
 		case VerdictDrop:
 			return "drop"
 		case VerdictReject:
-			return "reject"
+			// Spelled out: a bare reject after a family match becomes
+			// icmp or icmpv6 port-unreachable, not icmpx.
+			return "reject with icmpx port-unreachable"
 		case VerdictRejectTCPReset:
 			return "reject with tcp reset"
 		case VerdictJump:
@@ -259,7 +284,7 @@ func exprText(e Expr) string {
 			return "return"
 		}
 	}
-	panic(fmt.Sprintf("nft: unknown expression %T", e))
+	return fmt.Sprintf("<invalid: %T>", e)
 }
 
 func braces(elems []string) string {
@@ -312,7 +337,7 @@ func protoName(p uint8) string {
 	case ProtoICMP:
 		return "icmp"
 	case ProtoICMPv6:
-		return "ipv6-icmp"
+		return "icmpv6" // a keyword; "ipv6-icmp" needs /etc/protocols
 	}
 	return strconv.Itoa(int(p))
 }
@@ -330,7 +355,7 @@ func unitName(d time.Duration) string {
 	case 7 * 24 * time.Hour:
 		return "week"
 	}
-	panic(fmt.Sprintf("nft: limit unit %v not representable", d))
+	return fmt.Sprintf("<invalid unit %v>", d)
 }
 
 func nftDuration(d time.Duration) string {

@@ -1,0 +1,179 @@
+package lockout
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/moat-sec/moat/internal/policy"
+)
+
+// Session is an SSH connection to this host.
+type Session struct {
+	Peer, Local netip.AddrPort
+	Source      string // "SSH_CONNECTION" or "socket"
+}
+
+func (s Session) String() string {
+	return fmt.Sprintf("%s -> %s (%s)", s.Peer, s.Local, s.Source)
+}
+
+// Sessions lists the SSH sessions that must survive a policy change: the one
+// this command runs in (from SSH_CONNECTION, read through getenv) and every
+// established TCP connection to a local SSH port in the current network
+// namespace (read from procNet, normally /proc/net).
+func Sessions(getenv func(string) string, procNet string, sshPorts []uint16) ([]Session, error) {
+	var out []Session
+	if s, ok := fromEnv(getenv("SSH_CONNECTION")); ok {
+		out = append(out, s)
+	}
+	for _, name := range []string{"tcp", "tcp6"} {
+		f, err := os.Open(procNet + "/" + name)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return nil, fmt.Errorf("lockout: list connections: %w", err)
+		}
+		socks, err := parseProcNet(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("lockout: parse %s/%s: %w", procNet, name, err)
+		}
+		for _, s := range socks {
+			if !slices.Contains(sshPorts, s.Local.Port()) {
+				continue
+			}
+			if slices.ContainsFunc(out, func(o Session) bool { return o.Peer == s.Peer && o.Local == s.Local }) {
+				continue
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// fromEnv parses SSH_CONNECTION: "client_ip client_port server_ip server_port".
+func fromEnv(v string) (Session, bool) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return Session{}, false
+	}
+	ca, err1 := netip.ParseAddr(f[0])
+	cp, err2 := strconv.ParseUint(f[1], 10, 16)
+	sa, err3 := netip.ParseAddr(f[2])
+	sp, err4 := strconv.ParseUint(f[3], 10, 16)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return Session{}, false
+	}
+	return Session{
+		Peer:   netip.AddrPortFrom(ca.Unmap().WithZone(""), uint16(cp)),
+		Local:  netip.AddrPortFrom(sa.Unmap().WithZone(""), uint16(sp)),
+		Source: "SSH_CONNECTION",
+	}, true
+}
+
+// parseProcNet reads the established sockets of /proc/net/tcp or tcp6.
+func parseProcNet(r io.Reader) ([]Session, error) {
+	var out []Session
+	sc := bufio.NewScanner(r)
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 {
+			continue
+		}
+		if f[3] != "01" { // TCP_ESTABLISHED
+			continue
+		}
+		local, err := parseHexAddrPort(f[1])
+		if err != nil {
+			return nil, err
+		}
+		peer, err := parseHexAddrPort(f[2])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Session{Peer: peer, Local: local, Source: "socket"})
+	}
+	return out, sc.Err()
+}
+
+// parseHexAddrPort reads "0100007F:0016": the address as 32-bit words in
+// host (little-endian) order, the port in hex.
+func parseHexAddrPort(s string) (netip.AddrPort, error) {
+	as, ps, ok := strings.Cut(s, ":")
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("bad socket address %q", s)
+	}
+	raw, err := hex.DecodeString(as)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.AddrPort{}, fmt.Errorf("bad socket address %q", s)
+	}
+	for i := 0; i < len(raw); i += 4 {
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	port, err := strconv.ParseUint(ps, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad socket port %q", s)
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+}
+
+// Error says why a policy was refused.
+type Error struct {
+	Cut   []Session // sessions whose new connections the policy would refuse
+	NoSSH bool      // incoming is denied and no rule admits SSH at all
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("refusing a policy that would lock you out")
+	for _, s := range e.Cut {
+		fmt.Fprintf(&b, "\n  it would refuse new SSH connections from %s to %s, like the session %s", s.Peer.Addr(), s.Local, s)
+	}
+	if e.NoSSH {
+		b.WriteString("\n  incoming traffic is denied and no rule admits SSH; add one (e.g. `moat limit ssh`)")
+	}
+	b.WriteString("\n  (use --force to apply anyway, ideally with --confirm)")
+	return b.String()
+}
+
+// Check refuses a policy that would cut one of sessions, or that denies
+// incoming traffic without admitting SSH from anywhere.
+func Check(p *policy.Policy, sessions []Session) error {
+	e := &Error{}
+	for _, s := range sessions {
+		pkt := policy.Packet{
+			Direction: policy.In, Proto: policy.ProtoTCP,
+			Src: s.Peer.Addr(), Dst: s.Local.Addr(), SrcPort: s.Peer.Port(), DstPort: s.Local.Port(),
+		}
+		if s.Peer.Addr().IsLoopback() || s.Peer.Addr() == s.Local.Addr() {
+			pkt.InIface = "lo" // the kernel routes connections to ourselves over lo
+		}
+		act, _ := p.Decide(pkt)
+		if act == policy.Deny || act == policy.Reject {
+			e.Cut = append(e.Cut, s)
+		}
+	}
+	for _, f := range policy.Lint(p) {
+		if f.Code == "no-ssh" {
+			e.NoSSH = true
+		}
+	}
+	if len(e.Cut) == 0 && !e.NoSSH {
+		return nil
+	}
+	return e
+}
