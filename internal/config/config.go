@@ -116,6 +116,12 @@ func Load(path string) (*Loaded, error) {
 	if err != nil {
 		return nil, Errors{{File: path, Msg: err.Error()}}
 	}
+	return load(path, data)
+}
+
+// load is Load on the policy's bytes (the managed rules file and the
+// application directories are still read from disk).
+func load(path string, data []byte) (*Loaded, error) {
 	f := Defaults()
 	loc := newLocator(data)
 	if err := decodeStrict(path, data, &f); err != nil {

@@ -1,0 +1,220 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moat-sec/moat/internal/policy"
+)
+
+// TestInvalid loads every fixture under testdata/invalid: each must fail
+// with the error its "# wantErr:" line states (a prefix of the message,
+// file named by base name).
+func TestInvalid(t *testing.T) {
+	files, _ := filepath.Glob("testdata/invalid/*.toml")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want := wantErr(t, f)
+			ld, err := Load(f)
+			if err == nil {
+				t.Fatalf("loaded; want error %q (%d rules)", want, len(ld.Policy.Rules))
+			}
+			var ce Errors
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not config.Errors: %v", err, err)
+			}
+			got := strings.ReplaceAll(err.Error(), "testdata/invalid/", "")
+			if !strings.HasPrefix(got, want) {
+				t.Errorf("error:\n  %s\nwant prefix:\n  %s", got, want)
+			}
+		})
+	}
+}
+
+func wantErr(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if w, ok := strings.CutPrefix(sc.Text(), "# wantErr: "); ok {
+			return w
+		}
+	}
+	t.Fatalf("%s has no # wantErr: line", path)
+	return ""
+}
+
+func TestValidFull(t *testing.T) {
+	ld, err := Load("testdata/valid/full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ld.Policy
+	if p.Incoming != policy.Reject || p.Outgoing != policy.Deny || p.Routed != policy.Allow {
+		t.Errorf("defaults: %v %v %v", p.Incoming, p.Outgoing, p.Routed)
+	}
+	if got := p.Networks["admins"]; len(got) != 3 || got[2] != netip.MustParsePrefix("198.51.100.7/32") {
+		t.Errorf("admins = %v; want the mapped address unmapped to IPv4", got)
+	}
+	if p.Guards.SYNFlood != (policy.Rate{Count: 20, Per: time.Second}) || !p.Guards.Loopback {
+		t.Errorf("guards = %+v", p.Guards)
+	}
+	if p.Limit.Rate != (policy.Rate{Count: 10, Per: time.Minute}) || p.Limit.IPv6Bits != 56 {
+		t.Errorf("limit = %+v", p.Limit)
+	}
+	if len(p.Rules) != 2 || p.Rules[0].ConnLimit != 4 || p.Rules[0].Origin.Line != 24 {
+		t.Fatalf("rules = %+v", p.Rules)
+	}
+	if len(p.SSHPorts) != 2 {
+		t.Errorf("ssh ports = %v", p.SSHPorts)
+	}
+}
+
+// TestDefaultsWhenEmpty: an empty file is the documented default policy.
+func TestDefaultsWhenEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moat.toml")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ld.Policy
+	if p.Table != "moat" || p.Incoming != policy.Deny || p.Outgoing != policy.Allow || p.Routed != policy.Deny {
+		t.Errorf("defaults: %+v", p)
+	}
+	g := p.Guards
+	if !g.Loopback || !g.Established || !g.Invalid || !g.BadTCPFlags || !g.ICMP || !g.SYNFlood.IsZero() {
+		t.Errorf("guards: %+v", g)
+	}
+	if p.Logging.Level != policy.LogLow || p.Logging.Group != 100 {
+		t.Errorf("logging: %+v", p.Logging)
+	}
+	if p.Limit.Rate != (policy.Rate{Count: 6, Per: 30 * time.Second}) || p.Limit.IPv6Bits != 64 {
+		t.Errorf("limit: %+v", p.Limit)
+	}
+}
+
+// TestStarterAndManaged: the starter policy loads; managed rules follow the
+// hand-written ones and their errors name the managed file.
+func TestStarterAndManaged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "moat.toml")
+	starter := Starter + "\n[[rule]]\naction = \"allow\"\nport = \"80\"\nproto = \"tcp\"\n"
+	if err := WriteFile(path, []byte(starter)); err != nil {
+		t.Fatal(err)
+	}
+	specs := []policy.Spec{{Action: "limit", App: "ssh"}, {Action: "allow", Port: "443", Proto: "tcp"}}
+	data, err := RenderRules(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(filepath.Join(dir, "rules.toml"), data); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ld.HandWritten != 1 || len(ld.Managed) != 2 || len(ld.Policy.Rules) != 3 {
+		t.Fatalf("handwritten %d managed %d rules %d", ld.HandWritten, len(ld.Managed), len(ld.Policy.Rules))
+	}
+	if !ld.Policy.Rules[1].Origin.Managed || !strings.EqualFold(ld.Policy.Rules[1].App, "ssh") {
+		t.Errorf("rule 2 = %+v", ld.Policy.Rules[1])
+	}
+	bad, _ := RenderRules([]policy.Spec{{Action: "allow", Port: "99999"}})
+	if err := WriteFile(filepath.Join(dir, "rules.toml"), bad); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(path)
+	if err == nil || !strings.Contains(err.Error(), "rules.toml:6:8: rule[1].port:") {
+		t.Errorf("managed error = %v", err)
+	}
+}
+
+// TestSetKey edits one value in place and keeps everything else.
+func TestSetKey(t *testing.T) {
+	for _, c := range []struct{ name, in, table, key, value, want string }{
+		{"replace", "# c\n[defaults]\nincoming = \"deny\" # keep\noutgoing = \"allow\"\n", "defaults", "incoming", "allow",
+			"# c\n[defaults]\nincoming = \"allow\" # keep\noutgoing = \"allow\"\n"},
+		{"add to table", "[defaults]\noutgoing = \"allow\"\n[guards]\n", "defaults", "routed", "allow",
+			"[defaults]\nrouted = \"allow\"\noutgoing = \"allow\"\n[guards]\n"},
+		{"add table", "# only a comment", "defaults", "incoming", "reject",
+			"# only a comment\n\n[defaults]\nincoming = \"reject\"\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := setKey([]byte(c.in), c.table, c.key, c.value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != c.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestRefusesWorldWritable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moat.toml")
+	if err := os.WriteFile(path, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o666)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "world-writable") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// FuzzDecode: no policy text crashes the loader; whatever loads is
+// internally consistent, and every error has a position or a file.
+func FuzzDecode(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*/*.toml")
+	for _, s := range seeds {
+		data, _ := os.ReadFile(s)
+		f.Add(data)
+	}
+	f.Add([]byte(Starter))
+	dir := f.TempDir()
+	path := filepath.Join(dir, "moat.toml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ld, err := load(path, data)
+		if err != nil {
+			var ce Errors
+			if !errors.As(err, &ce) || len(ce) == 0 {
+				t.Fatalf("error %T without positions: %v", err, err)
+			}
+			for _, e := range ce {
+				if e.File == "" || e.Msg == "" {
+					t.Fatalf("incomplete error %+v", e)
+				}
+			}
+			return
+		}
+		if ld.Policy == nil || ld.Policy.Table == "" {
+			t.Fatal("loaded without a policy")
+		}
+		for _, r := range ld.Policy.Rules {
+			for _, p := range append(r.From.Prefixes, r.To.Prefixes...) {
+				if !p.IsValid() || p.Masked() != p {
+					t.Fatalf("invalid prefix %v", p)
+				}
+			}
+		}
+		_ = bytes.MinRead
+	})
+}
