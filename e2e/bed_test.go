@@ -128,9 +128,16 @@ func listenTCP(ns *nettest.NS, port int) {
 	ns.WaitListen(port)
 }
 
-// listenUDP starts a UDP echo service (dual-stack) on port in ns.
-func listenUDP(ns *nettest.NS, port int) {
-	ns.Start("socat", "-lf", "/dev/null", fmt.Sprintf("UDP6-RECVFROM:%d,fork,reuseaddr,ipv6only=0", port), "EXEC:cat")
+// listenUDP starts a UDP echo service on port in ns, bound to each of
+// addrs so that replies leave from the address the request went to.
+func listenUDP(ns *nettest.NS, port int, addrs ...string) {
+	for _, a := range addrs {
+		spec := fmt.Sprintf("UDP4-RECVFROM:%d,bind=%s,fork,reuseaddr", port, a)
+		if strings.Contains(a, ":") {
+			spec = fmt.Sprintf("UDP6-RECVFROM:%d,bind=[%s],fork,reuseaddr", port, a)
+		}
+		ns.Start("socat", "-lf", "/dev/null", spec, "EXEC:cat")
+	}
 	time.Sleep(100 * time.Millisecond)
 }
 

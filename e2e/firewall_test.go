@@ -18,8 +18,8 @@ func TestTrafficBothWays(t *testing.T) {
 	listenTCP(b.server, 8080)
 	listenTCP(b.inet, 443)
 	listenTCP(b.inet, 8443)
-	listenUDP(b.inet, 53)
-	listenUDP(b.inet, 5353)
+	listenUDP(b.inet, 53, inetV4, inetV6)
+	listenUDP(b.inet, 5353, inetV4, inetV6)
 	b.writePolicy(`
 [defaults]
 incoming = "deny"

@@ -59,7 +59,7 @@ func TestNFLOG(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ dst, src string }{{serverWan4, inetV4}, {serverWan6, inetV6}} {
-		tcpOpen(b.inet, c.dst, 8081)
+		tcpOpen(b.inet, c.dst, 8081, "-s", c.src)
 		want := netip.MustParseAddr(c.src)
 		timeout := time.After(5 * time.Second)
 	wait:

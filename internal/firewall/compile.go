@@ -64,14 +64,15 @@ func Compile(p *policy.Policy) (*nft.Table, error) {
 		}
 		bases = append(bases, base)
 	}
-	c.t.Chains = append(bases, others...)
+	c.t.Chains = append(append(bases, others...), c.extra...)
 	return c.t, nil
 }
 
 type compiler struct {
-	p    *policy.Policy
-	t    *nft.Table
-	sets map[string]bool
+	p     *policy.Policy
+	t     *nft.Table
+	sets  map[string]bool
+	extra []*nft.Chain // chains the rules jump to, after the per-direction ones
 }
 
 func accept() *nft.Verdict { return &nft.Verdict{Kind: nft.VerdictAccept} }
@@ -512,7 +513,7 @@ func (c *compiler) verdictRules(d dirInfo, n int, r *policy.Rule, fam family, lg
 // drops it.
 func (c *compiler) limitLogChain(d dirInfo, reason string) string {
 	name := d.short + "_" + strings.ReplaceAll(reason, "-", "") + "_limited"
-	for _, ch := range c.t.Chains {
+	for _, ch := range c.extra {
 		if ch.Name == name {
 			return name
 		}
@@ -520,7 +521,7 @@ func (c *compiler) limitLogChain(d dirInfo, reason string) string {
 	ch := &nft.Chain{Name: name}
 	ch.Rules = append(ch.Rules, c.logRules(nil, d.short, "limit", reason, "")...)
 	ch.Rules = append(ch.Rules, &nft.Rule{Exprs: []nft.Expr{drop()}})
-	c.t.Chains = append(c.t.Chains, ch)
+	c.extra = append(c.extra, ch)
 	return name
 }
 

@@ -252,7 +252,7 @@ func (e *encoder) namedSet(s *Set) (setElems, error) {
 		return setElems{}, invalidf("set defined twice")
 	}
 	if s.Timeout < 0 || s.Timeout%time.Millisecond != 0 {
-		return setElems{}, invalidf("timeout %v: want a positive whole number of milliseconds", s.Timeout)
+		return setElems{}, invalidf("timeout %v: want a whole number of milliseconds, not negative", s.Timeout)
 	}
 	if err := checkString("set comment", s.Comment, maxCommentLen); err != nil {
 		return setElems{}, err
@@ -605,7 +605,10 @@ func (re *ruleEnc) expr(x Expr) error {
 	case *CtState:
 		return re.ctState(x)
 	case *TCPFlags:
-		if x.Mask == 0 || x.Value&^x.Mask != 0 {
+		if x.Mask == 0 {
+			return invalidf("tcp flags with an empty mask")
+		}
+		if x.Value&^x.Mask != 0 {
 			return invalidf("tcp flags: value %#x outside mask %#x", x.Value, x.Mask)
 		}
 		if err := re.needProto(ProtoTCP); err != nil {

@@ -104,7 +104,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name:  "limit",
-			rules: []string{"limit ssh", "limit 80/tcp rate 10/second conn_limit 50"},
+			rules: []string{"limit OpenSSH", "limit 80/tcp rate 10/second conn_limit 50"},
 			checks: []check{
 				{"ssh", tcpIn("198.51.100.7", 22), Limit, 0},
 				{"http", tcpIn("198.51.100.7", 80), Limit, 1},
@@ -151,7 +151,7 @@ func TestDecide(t *testing.T) {
 			checks: []check{
 				{"icmp", Packet{Direction: In, Proto: ProtoICMP, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("192.0.2.1")}, Deny, 0},
 				{"icmpv6", Packet{Direction: In, Proto: ProtoICMPv6, Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2")}, Allow, 1},
-				{"port rule does not match icmp", Packet{Direction: In, Proto: ProtoICMP, Src: netip.MustParseAddr("10.0.0.9")}, Deny, 0},
+				{"icmp without addresses", Packet{Direction: In, Proto: ProtoICMP, Src: netip.MustParseAddr("10.0.0.9")}, Deny, 0},
 			},
 		},
 		{

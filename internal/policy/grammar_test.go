@@ -74,8 +74,8 @@ var parseGolden = []struct {
 	{args: "allow proto icmpv6 from fe80::/10", want: Spec{Action: "allow", Proto: "icmpv6", From: "fe80::/10"},
 		str: "allow from fe80::/10 proto icmpv6"},
 	{args: "allow to fe80::1%eth0", want: Spec{Action: "allow", To: "fe80::1%eth0"}}, // syntax only; Resolve refuses zones
-	{args: "allow from 1.2.3.4/24", want: Spec{Action: "allow", From: "1.2.3.4/24"}},   // likewise host bits
-	{args: "allow from 10", want: Spec{Action: "allow", From: "10"}},                   // a network name
+	{args: "allow from 1.2.3.4/24", want: Spec{Action: "allow", From: "1.2.3.4/24"}}, // likewise host bits
+	{args: "allow from 10", want: Spec{Action: "allow", From: "10"}},                 // a network name
 	// Routed.
 	{args: "route allow in on eth0 out on eth1", want: Spec{Action: "allow", Direction: "routed", InIface: "eth0", OutIface: "eth1"}},
 	{args: "route allow out on eth1 in on eth0 to 10.0.0.0/8 port 80 proto tcp",

@@ -23,6 +23,7 @@ var testNetworks = map[string][]netip.Prefix{
 	"lan6":   pfx("2001:db8:1::/48"),
 	"mapped": pfx("::ffff:172.16.0.0/108"),
 	"empty":  {},
+	"halves": pfx("10.0.0.0/9", "10.128.0.0/9"),
 }
 
 // testApps is a small catalogue: names match case-insensitively, like the
@@ -131,7 +132,7 @@ func TestResolveErrors(t *testing.T) {
 		// Addresses.
 		{Spec{Action: "allow", From: "admns"}, `from: unknown network "admns" (did you mean "admins"?)`},
 		{Spec{Action: "allow", To: "Admins"}, `to: unknown network "Admins" (did you mean "admins"?)`},
-		{Spec{Action: "allow", From: "office"}, `from: unknown network "office" (defined: admins, empty, lan, lan6, mapped)`},
+		{Spec{Action: "allow", From: "office"}, `from: unknown network "office" (defined: admins, empty, halves, lan, lan6, mapped)`},
 		{Spec{Action: "allow", From: "empty"}, `from: network "empty" has no addresses`},
 		{Spec{Action: "allow", From: "bad name"}, `from: invalid network name "bad name"`},
 		{Spec{Action: "allow", From: strings.Repeat("n", 33)}, `from: network name "nnn`},
