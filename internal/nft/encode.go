@@ -75,10 +75,10 @@ func checkString(kind, s string, maxLen int) error {
 
 func checkIfName(name string) error {
 	bad := len(name) == 0 || len(name) > maxIfNameLen ||
-		strings.ContainsFunc(name, func(r rune) bool { return r <= 0x20 || r >= 0x7f || strings.ContainsRune(`"\/:`, r) }) ||
+		strings.ContainsFunc(name, func(r rune) bool { return r <= 0x20 || r >= 0x7f || r == '"' || r == '\\' }) ||
 		strings.HasSuffix(name, "*") // nft reads a trailing * as a wildcard
 	if bad {
-		return invalidf("interface name %q: want 1 to %d printable characters, no quote, backslash, slash, colon or trailing *", name, maxIfNameLen)
+		return invalidf("interface name %q: want 1 to %d printable ASCII characters, no quote, backslash or trailing *", name, maxIfNameLen)
 	}
 	return nil
 }

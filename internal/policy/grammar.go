@@ -237,7 +237,7 @@ func ParseArgs(args []string) (Spec, error) {
 
 		case "proto", "from", "to":
 			if simple {
-				return s, p.unexpected(w, "use either PORT[/PROTO] or APP, or the full form with proto, from and to, not both")
+				return s, p.unexpected(w, "with from/to, say "+strconv.Quote(fullFormDest(s))+" instead")
 			}
 			if p.phase > phaseSpec {
 				return s, p.unexpected(w, "rate, conn_limit and comment go last")
@@ -443,6 +443,19 @@ func (p *argParser) simpleSpec(w string, s *Spec) error {
 	}
 	s.App, s.Proto = name, proto
 	return nil
+}
+
+// fullFormDest says a simple-form destination in the full form, for hints:
+// "to any port 22 proto tcp".
+func fullFormDest(s Spec) string {
+	d := "to any port " + s.Port
+	if s.App != "" {
+		d = "to any app " + quoteWord(s.App)
+	}
+	if s.Proto != "" {
+		d += " proto " + s.Proto
+	}
+	return d
 }
 
 func checkPortsSyntax(s string) error {

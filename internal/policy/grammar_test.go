@@ -145,7 +145,9 @@ func TestParseArgsErrors(t *testing.T) {
 		{"allow", `moat allow: missing rule; e.g. "moat allow 22/tcp"`},
 		{"allow route 22", `moat allow: "route" must come first`},
 		// Simple form.
-		{"allow 22 from 10.0.0.0/8", `moat allow: unexpected word "from" after "22" (use either PORT[/PROTO] or APP`},
+		{"allow 22 from 10.0.0.0/8", `moat allow: unexpected word "from" after "22" (with from/to, say "to any port 22" instead)`},
+		{"allow 22/tcp from admins", `moat allow: unexpected word "from" after "22/tcp" (with from/to, say "to any port 22 proto tcp" instead)`},
+		{"allow Nginx|Full/tcp proto tcp", `(with from/to, say "to any app 'Nginx Full' proto tcp" instead)`},
 		{"allow 22 80", `moat allow: unexpected word "80" after "22"`},
 		{"allow ssh OpenSSH", `moat allow: unexpected word "OpenSSH" after "ssh"`},
 		{"allow 22/xyz", `moat allow: "22/xyz": unknown protocol "xyz"`},
