@@ -39,11 +39,11 @@ func (t *Table) Validate() error {
 
 // Limits the kernel and nft put on names and strings.
 const (
-	maxNameLen    = 255 // NFT_NAME_MAXLEN minus the NUL
-	maxIfNameLen  = 15  // IFNAMSIZ minus the NUL
-	maxCommentLen = 128 // nft refuses longer comments (NFTNL_UDATA_COMMENT_MAXLEN)
-	maxPrefixLen  = 127 // NF_LOG_PREFIXLEN minus the NUL
-	defaultBurst  = 5   // nft's burst for "limit rate N/unit" without "burst"
+	maxNameLen      = 255 // NFT_NAME_MAXLEN minus the NUL
+	maxIfNameLen    = 15  // IFNAMSIZ minus the NUL
+	maxCommentLen   = 128 // nft refuses longer comments (NFTNL_UDATA_COMMENT_MAXLEN)
+	maxLogPrefixLen = 127 // NF_LOG_PREFIXLEN minus the NUL
+	defaultBurst    = 5   // nft's burst for "limit rate N/unit" without "burst"
 )
 
 // reg is the register every match loads into. nft uses NFT_REG_1, the first
@@ -994,7 +994,7 @@ var logLevels = map[string]expr.LogLevel{
 }
 
 func logExpr(x *Log) (*expr.Log, error) {
-	if err := checkString("log prefix", x.Prefix, maxPrefixLen); err != nil {
+	if err := checkString("log prefix", x.Prefix, maxLogPrefixLen); err != nil {
 		return nil, err
 	}
 	l := &expr.Log{}

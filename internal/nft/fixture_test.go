@@ -100,6 +100,7 @@ func allTable() *Table {
 				rule("", &Port{Dir: Dst, Proto: ProtoUDP, Ranges: []PortRange{{23, 23}}}, &Verdict{Kind: VerdictReject}),
 				rule("reject: the rest", &Verdict{Kind: VerdictReject}),
 				rule("a comment, with punctuation: 100% ok", &IfName{Name: "veth-a.1"}, drop),
+				rule("ünïcödé", &IfName{In: true, Name: "ppp+0@x:1/2"}, &IfName{Name: "0123456789abcde"}, drop),
 			}},
 			{Name: "sub", Rules: []*Rule{
 				rule("", &L4Proto{Proto: ProtoTCP}, &Verdict{Kind: VerdictReturn}),

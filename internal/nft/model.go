@@ -123,7 +123,8 @@ type L4Proto struct{ Proto uint8 }
 
 // Addr matches the source or destination address of one family against
 // literal prefixes or a named set (Set, without the @). Exactly one of
-// Prefixes and Set is used. The family match must precede it in the rule.
+// Prefixes and Set is used. The family match (meta nfproto) is implied when
+// the rule has none before it, as in nft.
 type Addr struct {
 	Dir      Dir
 	V6       bool
@@ -171,7 +172,7 @@ type Limit struct {
 // Meter keeps per-source state in a dynamic set: update @Set { KEY STMT },
 // where KEY is the source address of family V6, masked to PrefixLen bits
 // (0 or full length means unmasked), and STMT is a Limit or a CtCount.
-// The nfproto match must precede it in the rule.
+// The nfproto match is implied when the rule has none before it.
 type Meter struct {
 	Set       string
 	V6        bool

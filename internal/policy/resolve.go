@@ -128,7 +128,7 @@ func Resolve(s Spec, networks map[string][]netip.Prefix, apps AppLookup) (Rule, 
 			return Rule{}, fmt.Errorf("rate: only limit rules take a rate, not %s rules", r.Action)
 		}
 		if r.Rate, err = ParseRate(s.Rate); err != nil {
-			return Rule{}, err // names the rate already
+			return Rule{}, fmt.Errorf("rate: %v", err)
 		}
 	}
 	if s.ConnLimit > MaxConnLimit {

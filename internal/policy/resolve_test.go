@@ -169,7 +169,7 @@ func TestResolveErrors(t *testing.T) {
 		{Spec{Action: "allow", Direction: "routed", OutIface: "a-very-long-name"}, `out_on: interface name "a-very-long-name" is too long`},
 		// Options.
 		{Spec{Action: "allow", Port: "22", Rate: "3/minute"}, "rate: only limit rules take a rate, not allow rules"},
-		{Spec{Action: "limit", Port: "22", Rate: "3/fortnight"}, `rate "3/fortnight": period:`},
+		{Spec{Action: "limit", Port: "22", Rate: "3/fortnight"}, `rate: rate "3/fortnight": period:`},
 		{Spec{Action: "allow", ConnLimit: 100001}, "conn_limit: 100001 is out of range 1-100000"},
 		{Spec{Action: "allow", Comment: `say "hi"`}, `comment: cannot contain a double quote (")`},
 		{Spec{Action: "allow", Comment: `C:\temp`}, `comment: cannot contain a backslash (\)`},
