@@ -69,8 +69,9 @@ http {
 }
 CFG
 in_ns $SRV nginx -c "$WORK/nginx.conf"
-(in_ns $SRV socat -lf /dev/null TCP6-LISTEN:5432,fork,reuseaddr,ipv6only=0 EXEC:cat &) 
-(in_ns $SRV socat -lf /dev/null TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=0 EXEC:cat &)
+for port in 5432 8080; do
+  setsid ip netns exec $SRV socat -lf /dev/null TCP6-LISTEN:$port,fork,reuseaddr,ipv6only=0 EXEC:cat >/dev/null 2>&1 &
+done
 sleep 1
 
 SSH=(ssh -i "$WORK/admin" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR)
@@ -90,6 +91,9 @@ in_ns $SRV "${M[@]}" show | head -n 25; echo "    ..."
 step "The admin applies it over SSH with a rollback timer, then confirms"
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") up --confirm 60s"
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") confirm"
+
+step "The lockout guard: over SSH, a rule that would refuse the admin's next login is refused"
+in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") insert 1 deny from 198.51.100.0/24 to any port 22 proto tcp" || echo "(exit code $?: refused, nothing changed)"
 
 step "After moat: nmap from the internet (IPv4, then IPv6) finds only the web"
 in_ns $NET nmap -n -Pn -sS -p 22,80,443,5432,8080 203.0.113.1 | grep -E '^[0-9]+/'

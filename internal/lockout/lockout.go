@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -17,6 +18,7 @@ import (
 // Session is an SSH connection to this host.
 type Session struct {
 	Peer, Local netip.AddrPort
+	Iface       string // interface holding the local address ("" if unknown)
 	Source      string // "SSH_CONNECTION" or "socket"
 }
 
@@ -56,7 +58,35 @@ func Sessions(getenv func(string) string, procNet string, sshPorts []uint16) ([]
 			out = append(out, s)
 		}
 	}
+	ifaces := localIfaces()
+	for i := range out {
+		out[i].Iface = ifaces[out[i].Local.Addr()]
+	}
 	return out, nil
+}
+
+// localIfaces maps this namespace's addresses to their interfaces, so that
+// the guard can judge rules that name an interface ("allow in on eth0").
+func localIfaces() map[netip.Addr]string {
+	m := map[netip.Addr]string{}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return m
+	}
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					m[ip.Unmap()] = ifc.Name
+				}
+			}
+		}
+	}
+	return m
 }
 
 // fromEnv parses SSH_CONNECTION: "client_ip client_port server_ip server_port".
@@ -156,7 +186,7 @@ func Check(p *policy.Policy, sessions []Session) error {
 	e := &Error{}
 	for _, s := range sessions {
 		pkt := policy.Packet{
-			Direction: policy.In, Proto: policy.ProtoTCP,
+			Direction: policy.In, Proto: policy.ProtoTCP, InIface: s.Iface,
 			Src: s.Peer.Addr(), Dst: s.Local.Addr(), SrcPort: s.Peer.Port(), DstPort: s.Local.Port(),
 		}
 		if s.Peer.Addr().IsLoopback() || s.Peer.Addr() == s.Local.Addr() {

@@ -40,7 +40,7 @@ const (
 var actionNames = [...]string{"allow", "deny", "reject", "limit"}
 
 func (a Action) String() string {
-	if int(a) < len(actionNames) {
+	if uint(a) < uint(len(actionNames)) {
 		return actionNames[a]
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
@@ -81,14 +81,14 @@ const (
 var directionNames = [...]string{"in", "out", "routed"}
 
 func (d Direction) String() string {
-	if int(d) < len(directionNames) {
+	if uint(d) < uint(len(directionNames)) {
 		return directionNames[d]
 	}
 	return "direction(" + strconv.Itoa(int(d)) + ")"
 }
 
-// ParseDirection reads in, out or routed ("incoming", "outgoing" and "route"
-// are accepted too).
+// ParseDirection reads in, out or routed ("incoming", "outgoing", "route"
+// and "forward" are accepted too).
 func ParseDirection(s string) (Direction, error) {
 	switch s {
 	case "in", "incoming":
@@ -360,8 +360,13 @@ func ParseRate(s string) (Rate, error) {
 // MarshalText implements encoding.TextMarshaler.
 func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler. The empty string is
+// the zero rate (off), so that MarshalText round-trips.
 func (r *Rate) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*r = Rate{}
+		return nil
+	}
 	v, err := ParseRate(string(b))
 	if err != nil {
 		return err
@@ -395,7 +400,7 @@ const (
 var logLevelNames = [...]string{"off", "low", "medium", "high"}
 
 func (l LogLevel) String() string {
-	if int(l) < len(logLevelNames) {
+	if uint(l) < uint(len(logLevelNames)) {
 		return logLevelNames[l]
 	}
 	return "loglevel(" + strconv.Itoa(int(l)) + ")"
