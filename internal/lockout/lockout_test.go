@@ -43,7 +43,7 @@ func TestSessions(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	for in, ok := range map[string]bool{
-		"203.0.113.10 51234 192.0.2.1 22": true,
+		"203.0.113.10 51234 192.0.2.1 22":    true,
 		"::ffff:203.0.113.10 1 192.0.2.1 22": true,
 		"fe80::1%eth0 1 fe80::2%eth0 22":     true,
 		"":                                   false,
