@@ -93,7 +93,9 @@ in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") up --confirm
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") confirm"
 
 step "The lockout guard: over SSH, a rule that would refuse the admin's next login is refused"
-in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") insert 1 deny from 198.51.100.0/24 to any port 22 proto tcp" || echo "(exit code $?: refused, nothing changed)"
+sed 's#"198.51.100.0/24", "2001:db8:a::/64"#"192.0.2.0/24"#' "$WORK/etc/moat.toml" >"$WORK/etc/locked.toml"
+echo "(a copy of the policy whose admins network no longer holds the admin: $WORK/etc/locked.toml)"
+in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}" | sed "s#$WORK/etc/moat.toml#$WORK/etc/locked.toml#") up" || echo "(exit code $?: refused, nothing changed)"
 
 step "After moat: nmap from the internet (IPv4, then IPv6) finds only the web"
 in_ns $NET nmap -n -Pn -sS -p 22,80,443,5432,8080 203.0.113.1 | grep -E '^[0-9]+/'
