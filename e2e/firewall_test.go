@@ -395,3 +395,56 @@ out_on = "wan0"
 		t.Errorf("netlink and text differ\n--- netlink\n%s\n--- nft -f\n%s", viaNetlink, viaText)
 	}
 }
+
+// TestConnLimit: conn_limit caps a source's concurrent connections; the
+// next one is refused with a reset, and another source is unaffected.
+func TestConnLimit(t *testing.T) {
+	b := newBed(t)
+	listenTCP(b.server, 6000)
+	b.writePolicy(sshlessHeader + `
+[[rule]]
+action = "allow"
+port = "6000"
+proto = "tcp"
+conn_limit = 2
+`)
+	b.mustMoat("up", "--force")
+	for range 2 {
+		c := b.inet.Cmd("socat", "-", "TCP:"+serverWan4+":6000")
+		stdin, _ := c.StdinPipe()
+		must(t, c.Start())
+		t.Cleanup(func() { stdin.Close(); c.Process.Kill(); c.Wait() })
+	}
+	time.Sleep(300 * time.Millisecond)
+	if tcpOpen(b.inet, serverWan4, 6000) {
+		t.Error("a third concurrent connection from one source got through")
+	}
+	if !tcpOpen(b.admin, serverAdm4, 6000) {
+		t.Error("another source was capped too")
+	}
+}
+
+// TestSYNFlood: the per-source SYN-flood guard drops new connections above
+// its rate.
+func TestSYNFlood(t *testing.T) {
+	b := newBed(t)
+	nettest.RequireTools(t, "hping3")
+	listenTCP(b.server, 80)
+	b.writePolicy(sshlessHeader + `
+[guards]
+syn_flood = "20/second"
+
+[[rule]]
+action = "allow"
+port = "80"
+proto = "tcp"
+`)
+	b.mustMoat("up", "--force")
+	b.inet.Run("hping3", "-S", "-p", "80", "-i", "u1000", "-c", "500", serverWan4)
+	if n := guardCounters(t, b)["guard in syn-flood"]; n < 300 {
+		t.Errorf("syn-flood guard dropped %d of 500 SYNs sent at 1000/s, want most of them", n)
+	}
+	if !tcpOpen(b.admin, serverAdm4, 80) {
+		t.Error("the flood from one source blocked another")
+	}
+}
