@@ -1,0 +1,2 @@
+// Package event holds the values that flow between moat's stages: observations from sensors, findings from detectors, decisions for the enforcer.
+package event
