@@ -37,7 +37,7 @@ type dirInfo struct {
 // Compile turns a policy into the table that enforces it. It fails only on
 // policies that cannot be expressed (which Validate should have refused).
 func Compile(p *policy.Policy) (*nft.Table, error) {
-	c := &compiler{p: p, t: &nft.Table{Name: p.Table}, sets: map[string]bool{}}
+	c := &compiler{p: p, t: &nft.Table{Name: p.Table, Sets: banSets()}, sets: map[string]bool{}}
 	dirs := []dirInfo{
 		{dir: policy.In, short: "in", base: chainIn, hook: nft.HookInput, deflt: p.Incoming, lo: &nft.IfName{In: true, Name: "lo"}},
 		{dir: policy.Out, short: "out", base: chainOut, hook: nft.HookOutput, deflt: p.Outgoing, lo: &nft.IfName{In: false, Name: "lo"}},
@@ -58,13 +58,16 @@ func Compile(p *policy.Policy) (*nft.Table, error) {
 		if d.lo != nil && p.Guards.Loopback {
 			base.Rules = append(base.Rules, &nft.Rule{Exprs: []nft.Expr{d.lo, &nft.Counter{}, accept()}, Comment: GuardComment(d.short, "loopback")})
 		}
+		if d.dir != policy.Out {
+			base.Rules = append(base.Rules, jumpBans())
+		}
 		for _, ch := range []*nft.Chain{guard, rules, def} {
 			base.Rules = append(base.Rules, &nft.Rule{Exprs: []nft.Expr{&nft.Verdict{Kind: nft.VerdictJump, Chain: ch.Name}}})
 			others = append(others, ch)
 		}
 		bases = append(bases, base)
 	}
-	c.t.Chains = append(append(bases, others...), c.extra...)
+	c.t.Chains = append(append(append(bases, bansChain()), others...), c.extra...)
 	return c.t, nil
 }
 

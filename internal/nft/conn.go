@@ -91,7 +91,13 @@ func (c *Conn) Replace(t *Table) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := enc.queueReplace(c.nc); err != nil {
+	queue := enc.queueReplace
+	if kept, chains, sets, err := c.keptSets(t); err != nil {
+		return fmt.Errorf("nft: replace table %s: %w", t.Name, err)
+	} else if len(kept) > 0 {
+		queue = func(nc *nftables.Conn) error { return enc.queueReplaceKeeping(nc, kept, chains, sets) }
+	}
+	if err := queue(c.nc); err != nil {
 		// A failed queue call records its error in the library's
 		// connection, so this flush discards the batch without sending it.
 		_ = c.nc.Flush()
@@ -101,6 +107,57 @@ func (c *Conn) Replace(t *Table) error {
 		return fmt.Errorf("nft: replace table %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+// keptSets returns the sets of t marked Keep that the live table already
+// has with the same shape, and the live table's chains and sets; nothing
+// when the table does not exist.
+func (c *Conn) keptSets(t *Table) (map[string]bool, []*nftables.Chain, []*nftables.Set, error) {
+	want := map[string]*Set{}
+	for _, s := range t.Sets {
+		if s.Keep {
+			want[s.Name] = s
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil, nil, nil
+	}
+	ok, err := c.exists(t.Name)
+	if err != nil || !ok {
+		return nil, nil, nil, err
+	}
+	nt := &nftables.Table{Name: t.Name, Family: nftables.TableFamilyINet}
+	sets, err := c.nc.GetSets(nt)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list sets: %w", err)
+	}
+	kept := map[string]bool{}
+	for _, live := range sets {
+		s, ok := want[live.Name]
+		if !ok {
+			continue
+		}
+		v6 := s.Type == KeyIPv6
+		sameKey := (s.Type == KeyIPv4 && live.KeyType.Name == nftables.TypeIPAddr.Name) ||
+			(v6 && live.KeyType.Name == nftables.TypeIP6Addr.Name)
+		if sameKey && live.Interval == s.Interval && live.HasTimeout == (s.Timeout > 0 || s.Timeouts) && live.Dynamic == s.Dynamic {
+			kept[live.Name] = true
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, nil, nil
+	}
+	all, err := c.nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list chains: %w", err)
+	}
+	var chains []*nftables.Chain
+	for _, ch := range all {
+		if ch.Table.Name == t.Name {
+			chains = append(chains, ch)
+		}
+	}
+	return kept, chains, sets, nil
 }
 
 // Delete removes the inet table name and everything in it. A missing table

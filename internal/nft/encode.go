@@ -132,6 +132,45 @@ func (enc *encoded) queueReplace(c *nftables.Conn) error {
 	return nil
 }
 
+// queueReplaceKeeping rebuilds the live table in place, in one transaction:
+// every rule, chain and set goes and comes back, except the kept sets, which
+// stay with their elements. Rules are flushed before chains and sets are
+// deleted, so nothing is still referenced when it goes.
+func (enc *encoded) queueReplaceKeeping(c *nftables.Conn, kept map[string]bool, chains []*nftables.Chain, sets []*nftables.Set) error {
+	for _, ch := range chains {
+		c.FlushChain(ch)
+	}
+	for _, ch := range chains {
+		c.DelChain(ch)
+	}
+	for _, s := range sets {
+		if kept[s.Name] || s.Anonymous || strings.HasPrefix(s.Name, "__") {
+			continue // anonymous sets went with their rules
+		}
+		c.DelSet(s)
+	}
+	for _, s := range enc.sets {
+		if kept[s.set.Name] {
+			continue
+		}
+		if err := c.AddSet(s.set, s.elems); err != nil {
+			return fmt.Errorf("set %s: %w", s.set.Name, err)
+		}
+	}
+	for _, ch := range enc.chains {
+		c.AddChain(ch)
+	}
+	for _, r := range enc.rules {
+		for _, s := range r.anon {
+			if err := c.AddSet(s.set, s.elems); err != nil {
+				return fmt.Errorf("chain %s: anonymous set: %w", r.rule.Chain.Name, err)
+			}
+		}
+		c.AddRule(r.rule)
+	}
+	return nil
+}
+
 type encoder struct {
 	nt     *nftables.Table
 	sets   map[string]*Set
@@ -319,7 +358,7 @@ func (e *encoder) namedSet(s *Set) (setElems, error) {
 			Name:       s.Name,
 			Interval:   s.Interval,
 			Dynamic:    s.Dynamic,
-			HasTimeout: s.Timeout > 0,
+			HasTimeout: s.Timeout > 0 || s.Timeouts,
 			Timeout:    s.Timeout,
 			Size:       s.Size,
 			KeyType:    kt,

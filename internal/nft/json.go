@@ -30,6 +30,8 @@ type jsonSet struct {
 	Interval bool           `json:"interval,omitempty"`
 	Dynamic  bool           `json:"dynamic,omitempty"`
 	Timeout  string         `json:"timeout,omitempty"`
+	Timeouts bool           `json:"timeouts,omitempty"`
+	Keep     bool           `json:"keep,omitempty"`
 	Size     uint32         `json:"size,omitempty"`
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
 	Ports    []string       `json:"ports,omitempty"`
@@ -202,7 +204,7 @@ func marshalSet(s *Set) (jsonSet, error) {
 	if !ok {
 		return jsonSet{}, fmt.Errorf("unknown key type %d", s.Type)
 	}
-	js := jsonSet{Name: s.Name, Type: typ, Interval: s.Interval, Dynamic: s.Dynamic, Size: s.Size,
+	js := jsonSet{Name: s.Name, Type: typ, Interval: s.Interval, Dynamic: s.Dynamic, Size: s.Size, Timeouts: s.Timeouts, Keep: s.Keep,
 		Prefixes: s.Prefixes, Comment: s.Comment, Ports: rangesText(s.Ports)}
 	if s.Timeout != 0 {
 		js.Timeout = s.Timeout.String()
@@ -211,7 +213,7 @@ func marshalSet(s *Set) (jsonSet, error) {
 }
 
 func unmarshalSet(js jsonSet) (*Set, error) {
-	s := &Set{Name: js.Name, Interval: js.Interval, Dynamic: js.Dynamic, Size: js.Size, Prefixes: js.Prefixes, Comment: js.Comment}
+	s := &Set{Name: js.Name, Interval: js.Interval, Dynamic: js.Dynamic, Size: js.Size, Prefixes: js.Prefixes, Comment: js.Comment, Timeouts: js.Timeouts, Keep: js.Keep}
 	var err error
 	if s.Type, err = parseName(keyTypes, js.Type, "key type"); err != nil {
 		return nil, err

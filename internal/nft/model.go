@@ -44,10 +44,17 @@ type Set struct {
 	Interval bool          // flags interval: prefixes and ranges
 	Dynamic  bool          // flags dynamic: written by the packet path
 	Timeout  time.Duration // non-zero: flags timeout with this default timeout
+	Timeouts bool          // flags timeout without a default: elements carry their own
 	Size     uint32        // maximum number of elements; 0 means the kernel default
 	Prefixes []netip.Prefix
 	Ports    []PortRange
 	Comment  string
+	// Keep makes the set's elements survive Conn.Replace: when the table
+	// already has a set of this name and the same shape, the set is left
+	// in place (with its elements and their timeouts) while everything
+	// else is rebuilt. Ban sets are kept, so a policy reload never lifts
+	// a ban.
+	Keep bool
 }
 
 // Hook is where a base chain is attached; HookNone makes a regular chain that

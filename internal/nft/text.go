@@ -55,7 +55,7 @@ func (s *Set) text(b *strings.Builder) {
 	if s.Dynamic {
 		flags = append(flags, "dynamic")
 	}
-	if s.Timeout > 0 {
+	if s.Timeout > 0 || s.Timeouts {
 		flags = append(flags, "timeout")
 	}
 	if len(flags) > 0 {
