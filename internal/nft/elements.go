@@ -64,9 +64,11 @@ func (s SetRef) elements(elems []Element) ([]nftables.SetElement, error) {
 			out = append(out, nftables.SetElement{Key: r.lo, IntervalOpen: true, Timeout: e.Timeout})
 			continue
 		}
+		// The timeout belongs to the start element; the kernel refuses one
+		// on an interval's end.
 		out = append(out,
 			nftables.SetElement{Key: r.lo, Timeout: e.Timeout},
-			nftables.SetElement{Key: end, IntervalEnd: true, Timeout: e.Timeout})
+			nftables.SetElement{Key: end, IntervalEnd: true})
 	}
 	return out, nil
 }
