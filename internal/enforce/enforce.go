@@ -1,0 +1,257 @@
+package enforce
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/moat-sec/moat/internal/event"
+	"github.com/moat-sec/moat/internal/firewall"
+	"github.com/moat-sec/moat/internal/nft"
+)
+
+// Kernel is what the enforcer needs of nftables.
+type Kernel interface {
+	AddElements(s nft.SetRef, elems []nft.Element) error
+	DeleteElements(s nft.SetRef, elems []nft.Element) error
+	HasSet(s nft.SetRef) (bool, error)
+}
+
+// Ban is a ban as the enforcer holds it: a prefix and when it ends.
+type Ban struct {
+	Prefix  netip.Prefix
+	Expires time.Time // zero: permanent
+}
+
+// Enforcer keeps the kernel's ban sets equal to the bans it was given. It
+// remembers what it wrote so that it never shortens a ban that is
+// re-asserted (the kernel overwrites an element's timeout on re-add, since
+// Linux 6.12), and so that it can write everything again when another tool
+// removed the table.
+type Enforcer struct {
+	k    Kernel
+	sets []nft.SetRef // v4, v6, v4 prefixes, v6 prefixes
+	now  func() time.Time
+
+	mu   sync.Mutex
+	live map[netip.Prefix]time.Time
+}
+
+// New returns an enforcer for the ban sets of table.
+func New(k Kernel, table string, now func() time.Time) *Enforcer {
+	if now == nil {
+		now = time.Now
+	}
+	return &Enforcer{k: k, sets: firewall.BanSets(table), now: now, live: map[netip.Prefix]time.Time{}}
+}
+
+func (e *Enforcer) setFor(p netip.Prefix) nft.SetRef {
+	i := 0
+	if p.Addr().Is6() {
+		i = 1
+	}
+	if !p.IsSingleIP() {
+		i += 2
+	}
+	return e.sets[i]
+}
+
+// later reports whether expiry a ends after b (zero is forever).
+func later(a, b time.Time) bool {
+	switch {
+	case a.IsZero():
+		return !b.IsZero()
+	case b.IsZero():
+		return false
+	}
+	return a.After(b)
+}
+
+// batch collects the element changes of one Apply, per set.
+type batch struct {
+	add, del map[nft.SetRef][]nft.Element
+}
+
+func (b *batch) put(m map[nft.SetRef][]nft.Element, s nft.SetRef, el nft.Element) {
+	m[s] = append(m[s], el)
+}
+
+// Apply writes decisions to the kernel: bans as elements with the time they
+// have left, unbans as deletions. A ban never shortens one already there.
+// Prefix bans that would overlap are merged into the wider prefix.
+func (e *Enforcer) Apply(ds []event.Decision) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	b := &batch{add: map[nft.SetRef][]nft.Element{}, del: map[nft.SetRef][]nft.Element{}}
+	var errs []error
+	for _, d := range ds {
+		p := d.Prefix.Masked()
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("enforce: invalid prefix %v", d.Prefix))
+			continue
+		}
+		switch d.Op {
+		case event.Ban:
+			exp := d.Expires
+			if d.Permanent() {
+				exp = time.Time{}
+			}
+			e.ban(b, p, exp, now)
+		case event.Unban:
+			if _, ok := e.live[p]; ok {
+				delete(e.live, p)
+				b.put(b.del, e.setFor(p), nft.Element{Prefix: p})
+			}
+		}
+	}
+	if err := e.flush(b); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Enforcer) ban(b *batch, p netip.Prefix, exp, now time.Time) {
+	if !exp.IsZero() && !exp.After(now) {
+		return // already over
+	}
+	if old, ok := e.live[p]; ok && !later(exp, old) {
+		return // never shorten; nothing to extend
+	}
+	if !p.IsSingleIP() {
+		// Interval sets refuse overlapping elements: a wider live prefix
+		// absorbs this one (extended if this one lasts longer); this one
+		// absorbs the narrower live ones.
+		for q, qexp := range e.live {
+			if q.IsSingleIP() || q == p || q.Addr().Is6() != p.Addr().Is6() || !q.Overlaps(p) {
+				continue
+			}
+			if q.Bits() <= p.Bits() {
+				if later(exp, qexp) {
+					e.live[q] = exp
+					b.put(b.add, e.setFor(q), nft.Element{Prefix: q, Timeout: timeout(exp, now)})
+				}
+				return
+			}
+			if later(qexp, exp) {
+				exp = qexp
+			}
+			delete(e.live, q)
+			b.put(b.del, e.setFor(q), nft.Element{Prefix: q})
+		}
+	}
+	e.live[p] = exp
+	b.put(b.add, e.setFor(p), nft.Element{Prefix: p, Timeout: timeout(exp, now)})
+}
+
+// timeout is the kernel timeout for an expiry: 0 (none) when permanent,
+// rounded up to whole milliseconds.
+func timeout(exp, now time.Time) time.Duration {
+	if exp.IsZero() {
+		return 0
+	}
+	d := exp.Sub(now)
+	if r := d % time.Millisecond; r != 0 {
+		d += time.Millisecond - r
+	}
+	return max(d, time.Millisecond)
+}
+
+// flush sends deletions, then additions, one transaction per set. A
+// deletion of an element the kernel no longer has (it expired) fails its
+// transaction, so deletions are retried one by one.
+func (e *Enforcer) flush(b *batch) error {
+	var errs []error
+	for s, els := range b.del {
+		if err := e.k.DeleteElements(s, els); err != nil {
+			for _, el := range els {
+				_ = e.k.DeleteElements(s, []nft.Element{el}) // gone already is fine
+			}
+		}
+	}
+	for s, els := range b.add {
+		if err := e.k.AddElements(s, els); err != nil {
+			errs = append(errs, fmt.Errorf("enforce: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Restore writes bans (from the store, at start) into the kernel.
+func (e *Enforcer) Restore(bans []Ban) error {
+	ds := make([]event.Decision, 0, len(bans))
+	for _, b := range bans {
+		d := event.Decision{Op: event.Ban, Prefix: b.Prefix, Expires: b.Expires}
+		if !b.Expires.IsZero() {
+			d.Duration = b.Expires.Sub(e.now())
+		}
+		ds = append(ds, d)
+	}
+	return e.Apply(ds)
+}
+
+// Reassert writes every live ban again: after another tool deleted the
+// table and moat rebuilt it, the new sets are empty.
+func (e *Enforcer) Reassert() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	b := &batch{add: map[nft.SetRef][]nft.Element{}, del: map[nft.SetRef][]nft.Element{}}
+	for p, exp := range e.live {
+		if !exp.IsZero() && !exp.After(now) {
+			delete(e.live, p)
+			continue
+		}
+		b.put(b.add, e.setFor(p), nft.Element{Prefix: p, Timeout: timeout(exp, now)})
+	}
+	return e.flush(b)
+}
+
+// Forget drops bans that have expired from memory (the kernel expired them
+// already), and returns how many are live.
+func (e *Enforcer) Forget() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	for p, exp := range e.live {
+		if !exp.IsZero() && !exp.After(now) {
+			delete(e.live, p)
+		}
+	}
+	return len(e.live)
+}
+
+// Live returns the bans the enforcer holds.
+func (e *Enforcer) Live() []Ban {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Ban, 0, len(e.live))
+	for p, exp := range e.live {
+		out = append(out, Ban{Prefix: p, Expires: exp})
+	}
+	return out
+}
+
+// Clear forgets every ban and removes it from the kernel.
+func (e *Enforcer) Clear() error {
+	e.mu.Lock()
+	ds := make([]event.Decision, 0, len(e.live))
+	for p := range e.live {
+		ds = append(ds, event.Decision{Op: event.Unban, Prefix: p})
+	}
+	e.mu.Unlock()
+	return e.Apply(ds)
+}
+
+// Present reports whether all ban sets exist in the kernel.
+func (e *Enforcer) Present() (bool, error) {
+	for _, s := range e.sets {
+		ok, err := e.k.HasSet(s)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
