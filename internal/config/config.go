@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/moat-sec/moat/internal/appprofile"
 	"github.com/moat-sec/moat/internal/policy"
@@ -36,6 +37,11 @@ type File struct {
 	Logging  Logging             `toml:"logging"`
 	Limit    Limit               `toml:"limit"`
 	Rules    []policy.Spec       `toml:"rule"`
+
+	Daemon  DaemonFile            `toml:"daemon"`
+	Bans    BansFile              `toml:"bans"`
+	Jails   map[string]JailFile   `toml:"jail"`
+	Filters map[string]FilterFile `toml:"filter"`
 }
 
 // Firewall is the [firewall] table.
@@ -89,6 +95,7 @@ func Defaults() File {
 		Guards:   Guards{Loopback: true, Established: true, Invalid: true, BadTCPFlags: true, ICMP: true, EchoRate: "5/second"},
 		Logging:  Logging{Level: "low", Rate: "3/minute", NFLogGroup: 100, NFLogRate: "100/second", Prefix: "moat"},
 		Limit:    Limit{Rate: "6/30s", IPv6Prefix: 64, TableSize: 65536},
+		Bans:     defaultBans(),
 	}
 }
 
@@ -106,7 +113,17 @@ type Loaded struct {
 	Policy      *policy.Policy
 	Apps        *appprofile.Catalogue
 	HandWritten int // number of rules from moat.toml; they come first
+
+	Daemon  DaemonFile
+	Bans    Bans
+	Jails   []Jail
+	Filters []Filter
 }
+
+// CheckFilters, when set, validates jail filters and custom filter patterns
+// at load (the daemon's filter library sets it), so that a bad pattern is a
+// config error with a position.
+var CheckFilters FilterCheck
 
 // Load reads and validates the policy at path and its managed rules file. On
 // any error it returns Errors (each with file, line, column and field) and no
@@ -124,14 +141,19 @@ func Load(path string) (*Loaded, error) {
 func load(path string, data []byte) (*Loaded, error) {
 	f := Defaults()
 	loc := newLocator(data)
+	if err := checkDurationKinds(path, loc); err != nil {
+		return nil, err
+	}
 	if err := decodeStrict(path, data, &f); err != nil {
 		return nil, err
 	}
 	ld := &Loaded{Path: path, File: f, HandWritten: len(f.Rules)}
 	ld.RulesPath = resolvePath(path, f.Firewall.RulesFile)
 
-	v := &validator{file: path, loc: loc}
+	v := &validator{file: path, loc: loc, filters: CheckFilters}
 	pol := v.policy(&f)
+	ld.Daemon = f.Daemon
+	v.daemonParts(&f, ld, pol.Networks)
 
 	var managedLoc *locator
 	if rdata, err := readFile(ld.RulesPath); err == nil {
@@ -257,6 +279,28 @@ func readFile(path string) ([]byte, error) {
 	return data[:n], nil
 }
 
+// checkDurationKinds refuses a bare number where a duration belongs
+// ("bantime = 600": seconds? minutes?). The decoder would report it without
+// a position, so it is checked here first.
+func checkDurationKinds(path string, loc *locator) error {
+	var errs Errors
+	for key, kind := range loc.kinds {
+		parts := strings.Split(key, ".")
+		last := parts[len(parts)-1]
+		isDur := (len(parts) == 2 && parts[0] == "bans" && slices.Contains([]string{"bantime", "findtime", "max_bantime", "forget_after"}, last)) ||
+			(len(parts) == 3 && parts[0] == "jail" && (last == "bantime" || last == "findtime"))
+		if isDur && kind != unstable.String {
+			s := loc.pos[key]
+			errs = append(errs, &Error{File: path, Line: s.Line, Col: s.Col, Field: fieldName(key), Msg: "want a duration string with a unit, e.g. \"10m\", \"1h\", \"7d\""})
+		}
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b *Error) int { return a.Line - b.Line })
+		return errs
+	}
+	return nil
+}
+
 // resolvePath makes p relative to the directory of the policy file.
 func resolvePath(policyPath, p string) string {
 	if filepath.IsAbs(p) {
@@ -279,8 +323,11 @@ func decodeStrict(path string, data []byte, v any) error {
 		var errs Errors
 		for _, de := range sm.Errors {
 			row, col := de.Position()
-			key := strings.Join(de.Key(), ".")
-			errs = append(errs, &Error{File: path, Line: row, Col: col, Field: fieldName(key), Msg: "unknown key" + suggest(de.Key())})
+			k := de.Key()
+			if len(k) > 1 && !slices.Contains(knownKeys[""], k[0]) {
+				k = k[:1] // an unknown table: name it, not its first key
+			}
+			errs = append(errs, &Error{File: path, Line: row, Col: col, Field: fieldName(strings.Join(k, ".")), Msg: "unknown key" + suggest(k)})
 		}
 		return errs
 	}
@@ -294,7 +341,11 @@ func decodeStrict(path string, data []byte, v any) error {
 
 // knownKeys lists every key per table, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":         {"firewall", "defaults", "networks", "guards", "logging", "limit", "rule"},
+	"":         {"firewall", "defaults", "networks", "guards", "logging", "limit", "rule", "daemon", "bans", "jail", "filter"},
+	"daemon":   {"socket", "database"},
+	"jail.*":   {"enabled", "filter", "mode", "logpath", "journal", "maxretry", "findtime", "bantime"},
+	"filter.*": {"failregex", "ignoreregex", "prefix"},
+	"bans":     {"bantime", "findtime", "maxretry", "multiplier", "max_bantime", "forget_after", "permanent_after", "ipv6_prefix", "aggregate_v4", "aggregate_v6", "allowlist"},
 	"firewall": {"table", "priority", "ssh_ports", "app_dirs", "rules_file"},
 	"defaults": {"incoming", "outgoing", "routed"},
 	"guards":   {"loopback", "established", "invalid", "bad_tcp_flags", "icmp", "echo_rate", "syn_flood"},
@@ -310,6 +361,9 @@ func suggest(key []string) string {
 	table := ""
 	if len(key) > 1 {
 		table = key[0]
+		if table == "jail" || table == "filter" {
+			table = key[0] + ".*"
+		}
 	}
 	bad := key[len(key)-1]
 	best, bestD := "", 3
@@ -347,9 +401,10 @@ func editDistance(a, b string) int {
 // validator turns File values into policy values, collecting errors with
 // positions.
 type validator struct {
-	file string
-	loc  *locator
-	errs Errors
+	file    string
+	loc     *locator
+	errs    Errors
+	filters FilterCheck
 }
 
 func (v *validator) add(path string, err error) {

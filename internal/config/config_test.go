@@ -218,3 +218,34 @@ func FuzzDecode(f *testing.F) {
 		_ = bytes.MinRead
 	})
 }
+
+func TestJails(t *testing.T) {
+	ld, err := Load("testdata/valid/jails.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ld.Jails) != 1 {
+		t.Fatalf("jails = %+v (a disabled jail is left out)", ld.Jails)
+	}
+	j := ld.Jails[0]
+	if j.Name != "sshd" || j.Filter != "sshd" || j.MaxRetry != 3 || j.FindTime != 24*time.Hour || j.BanTime != time.Hour || j.Line != 13 {
+		t.Errorf("jail = %+v", j)
+	}
+	b := ld.Bans
+	if b.MaxBanTime != 28*24*time.Hour || b.AggregateV4 != (Aggregate{5, 24}) || len(b.Allowlist) != 2 || b.IPv6Prefix != 64 {
+		t.Errorf("bans = %+v", b)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"10m": 10 * time.Minute, "1h30m": 90 * time.Minute, "7d": 7 * 24 * time.Hour, "1w": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, "1.5h": 90 * time.Minute} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "600", "10", "-1h", "1y", "h", "1e9d"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+}

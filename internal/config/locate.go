@@ -12,6 +12,7 @@ import (
 // errors found after decoding still name a line and column.
 type locator struct {
 	pos    map[string]span
+	kinds  map[string]unstable.Kind
 	tables map[string]span // table headers, e.g. "defaults"
 }
 
@@ -22,7 +23,7 @@ type span struct {
 }
 
 func newLocator(data []byte) *locator {
-	l := &locator{pos: map[string]span{}, tables: map[string]span{}}
+	l := &locator{pos: map[string]span{}, kinds: map[string]unstable.Kind{}, tables: map[string]span{}}
 	p := unstable.Parser{KeepComments: false}
 	p.Reset(data)
 	var prefix []string
@@ -50,6 +51,7 @@ func newLocator(data []byte) *locator {
 
 func (l *locator) record(p *unstable.Parser, path string, v *unstable.Node) {
 	l.pos[path] = l.span(p, v)
+	l.kinds[path] = v.Kind
 	switch v.Kind {
 	case unstable.Array:
 		it := v.Children()
