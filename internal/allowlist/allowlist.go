@@ -66,14 +66,38 @@ type List struct {
 // about errors.
 func New(static []netip.Prefix, dynamic ...Source) *List {
 	l := &List{sources: dynamic, last: make([][]Entry, len(dynamic))}
-	l.fixed = append(l.fixed, Builtin...)
-	for _, p := range static {
-		if p, ok := normPrefix(p); ok {
-			l.fixed = append(l.fixed, Entry{p, "config"})
-		}
-	}
+	l.fixed = fixed(static)
 	l.Refresh()
 	return l
+}
+
+func fixed(static []netip.Prefix) []Entry {
+	out := slices.Clone(Builtin)
+	for _, p := range static {
+		if p, ok := normPrefix(p); ok {
+			out = append(out, Entry{p, "config"})
+		}
+	}
+	return out
+}
+
+// SetStatic replaces the configured prefixes (on reload). It reads no
+// source: the dynamic parts stay as the last Refresh left them.
+func (l *List) SetStatic(static []netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fixed = fixed(static)
+	l.swap()
+}
+
+// swap publishes the fixed entries and the sources' last good sets; l.mu
+// must be held.
+func (l *List) swap() {
+	all := slices.Clone(l.fixed)
+	for _, ents := range l.last {
+		all = append(all, ents...)
+	}
+	l.cur.Store(build(all))
 }
 
 // Refresh reads every source again and swaps the new set in. A source that
@@ -90,11 +114,7 @@ func (l *List) Refresh() error {
 		}
 		l.last[i] = ents
 	}
-	all := slices.Clone(l.fixed)
-	for _, ents := range l.last {
-		all = append(all, ents...)
-	}
-	l.cur.Store(build(all))
+	l.swap()
 	return errors.Join(errs...)
 }
 
@@ -149,8 +169,10 @@ func (l *List) Overlaps(p netip.Prefix) bool {
 	return ok
 }
 
-// Match returns the entry that keeps p from being banned: the most specific
-// entry overlapping p (of the first span that p touches).
+// Match returns the entry that keeps p from being banned, for the log: the
+// most specific entry overlapping p (among those around the lowest
+// allowlisted address in p); on a tie the earliest (built-in, configured,
+// then the sources in order).
 func (l *List) Match(p netip.Prefix) (Entry, bool) {
 	t := l.cur.Load()
 	p, ok := normPrefix(p)
@@ -287,7 +309,7 @@ func build(all []Entry) *table {
 				ss = append(ss, span{f, l, []int32{int32(i)}})
 			}
 		}
-		slices.SortFunc(ss, func(a, b span) int { return a.first.cmp(b.first) })
+		slices.SortStableFunc(ss, func(a, b span) int { return a.first.cmp(b.first) })
 		var merged []span
 		for _, s := range ss {
 			if n := len(merged); n > 0 {

@@ -77,8 +77,10 @@ type ifaceAddrs struct {
 	addrs []netip.Prefix // address with its subnet length, e.g. 192.0.2.1/24
 }
 
+// Prefixes implements Source.
 func (o *OwnAddresses) Prefixes() ([]netip.Prefix, error) { return prefixesOf(o.Entries()) }
 
+// Entries implements Explainer.
 func (o *OwnAddresses) Entries() ([]Entry, error) {
 	list := o.ifaces
 	if list == nil {
@@ -97,9 +99,10 @@ func (o *OwnAddresses) Entries() ([]Entry, error) {
 			a := p.Addr().Unmap().WithZone("")
 			out = append(out, Entry{single(a), "own address " + ifc.name})
 			if a.Is4() && p.Bits() <= 30 {
-				bcast := netip.PrefixFrom(a, p.Bits()).Masked()
-				_, last := bounds(bcast)
-				out = append(out, Entry{single(netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(last.lo))))), "broadcast " + ifc.name})
+				_, last := bounds(netip.PrefixFrom(a, p.Bits()).Masked())
+				var b [4]byte
+				binary.BigEndian.PutUint32(b[:], uint32(last.lo))
+				out = append(out, Entry{single(netip.AddrFrom4(b)), "broadcast " + ifc.name})
 			}
 		}
 	}
@@ -170,8 +173,10 @@ type sockKey struct {
 	inode       string
 }
 
+// Prefixes implements Source.
 func (s *SSHPeers) Prefixes() ([]netip.Prefix, error) { return prefixesOf(s.Entries()) }
 
+// Entries implements Explainer.
 func (s *SSHPeers) Entries() ([]Entry, error) {
 	now := time.Now
 	if s.Now != nil {
@@ -294,8 +299,10 @@ type Resolvers struct {
 	Root string // filesystem root; "" is "/"
 }
 
+// Prefixes implements Source.
 func (r *Resolvers) Prefixes() ([]netip.Prefix, error) { return prefixesOf(r.Entries()) }
 
+// Entries implements Explainer.
 func (r *Resolvers) Entries() ([]Entry, error) {
 	var out []Entry
 	for _, name := range []string{"etc/resolv.conf", "run/systemd/resolve/resolv.conf"} {
@@ -346,8 +353,10 @@ type Gateways struct {
 	Root string // filesystem root; "" is "/"
 }
 
+// Prefixes implements Source.
 func (g *Gateways) Prefixes() ([]netip.Prefix, error) { return prefixesOf(g.Entries()) }
 
+// Entries implements Explainer.
 func (g *Gateways) Entries() ([]Entry, error) {
 	var out []Entry
 	for _, fam := range []struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-sec/moat/internal/api"
 	"github.com/moat-sec/moat/internal/config"
 	"github.com/moat-sec/moat/internal/lockout"
 )
@@ -61,7 +62,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var ce config.Errors
 	var le *lockout.Error
 	var ue usageError
+	var se *api.StatusError
 	switch {
+	case errors.As(err, &se) && se.Code == 409:
+		return ExitRefused
 	case errors.As(err, &ce):
 		return ExitConfig
 	case errors.As(err, &le):
@@ -110,6 +114,14 @@ func (e *env) rootCommand() *cobra.Command {
 		e.downCommand(),
 		e.installCommand(),
 		e.bootCommand(),
+		e.runCommand(),
+		e.banCommand(),
+		e.unbanCommand(),
+		e.bansCommand(),
+		e.jailsCommand(),
+		e.allowlistCommand(),
+		e.reloadCommand(),
+		e.testFilterCommand(),
 		e.rollbackTimerCommand(),
 	)
 	return root
