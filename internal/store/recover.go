@@ -96,6 +96,9 @@ func quickCheck(ctx context.Context, db *sql.DB) error {
 	if len(msgs) == 1 && msgs[0] == "ok" {
 		return nil
 	}
+	for i, m := range msgs {
+		msgs[i] = strings.Join(strings.Fields(m), " ") // one line
+	}
 	return &corruptError{reason: "fails quick_check (" + clip(strings.Join(msgs, "; "), 300) + ")"}
 }
 
@@ -135,8 +138,8 @@ func (s *Store) pruneCorrupt() {
 		return
 	}
 	type copyName struct {
-		name     string
-		ts, seq  int64
+		name    string
+		ts, seq int64
 	}
 	var copies []copyName
 	for _, e := range entries {

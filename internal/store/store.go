@@ -158,12 +158,14 @@ func (s *Store) Recovered() (bool, string) { return s.recovered, s.reason }
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// dsn is the connection string: the writer's has WAL, synchronous=NORMAL
-// and BEGIN IMMEDIATE for every transaction; readers are query_only.
+// dsn is the connection string: the writer's has WAL, synchronous=NORMAL,
+// a 16 MiB page cache (a batch of 10,000 bans dirties about 8 MiB; a
+// smaller cache spills mid-transaction) and BEGIN IMMEDIATE for every
+// transaction; readers are query_only.
 func (s *Store) dsn(writer bool) string {
 	q := "_pragma=busy_timeout(" + strconv.FormatInt(s.busy.Milliseconds(), 10) + ")"
 	if writer {
-		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-16384)&_txlock=immediate"
 	} else {
 		q += "&_pragma=query_only(1)"
 	}

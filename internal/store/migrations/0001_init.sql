@@ -16,6 +16,7 @@ CREATE TABLE bans (
 ) WITHOUT ROWID;
 
 -- Every ban decision ever recorded, for escalation and `moat bans --history`.
+-- id is the order of recording; (prefix, created) serves Offences and History.
 CREATE TABLE history (
     id          INTEGER PRIMARY KEY,
     prefix      TEXT    NOT NULL,
@@ -29,7 +30,6 @@ CREATE TABLE history (
     unbanned_at INTEGER            -- set when removed by hand before it expired
 );
 CREATE INDEX history_prefix_created ON history (prefix, created);
-CREATE INDEX history_created ON history (created);
 
 -- Read positions of log files.
 CREATE TABLE offsets (
