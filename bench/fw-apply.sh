@@ -60,6 +60,7 @@ host_ufw_sum() {
 	find /etc/ufw /etc/default/ufw /lib/ufw/ -type f -print0 2>/dev/null | sort -z | xargs -0 md5sum
 }
 HOST_UFW_BEFORE=$(host_ufw_sum)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 NSCOUNT=0
 new_ns() { # creates a fresh network namespace with lo up; its name in $NS
@@ -237,6 +238,7 @@ done
 echo
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
 echo "Tools: $(nft --version), $(ufw version | head -1), $(iptables --version), moat $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree)"
+echo "Load average (1/5/15 min): $LOAD_BEFORE at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 echo "Runs: median of $RUNS; times in ms, wall clock of the command alone."
 echo
 echo "Replacing a loaded ruleset (moat up / nft -f / ufw reload with the table already there):"

@@ -56,11 +56,11 @@ func (e *env) apply(ld *config.Loaded, o applyOpts) (*nft.Table, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	prev, err := e.liveApplied(st, conn)
-	if err != nil {
-		return nil, err
-	}
 	if o.confirm > 0 {
+		prev, err := e.liveApplied(st, conn)
+		if err != nil {
+			return nil, err
+		}
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("find own executable for the rollback timer: %w", err)
@@ -81,8 +81,19 @@ func (e *env) apply(ld *config.Loaded, o applyOpts) (*nft.Table, error) {
 	if err := st.Cancel(); err != nil {
 		return nil, err
 	}
-	if err := e.replace(conn, prev, tbl); err != nil {
+	// Without a rollback timer only the old table's name matters (a
+	// renamed table must go), so the old ruleset is not decoded.
+	name, err := st.AppliedName()
+	if err != nil {
 		return nil, err
+	}
+	if err := conn.Replace(tbl); err != nil {
+		return nil, err
+	}
+	if name != "" && name != tbl.Name {
+		if err := conn.Delete(name); err != nil {
+			return nil, err
+		}
 	}
 	if err := st.SetApplied(tbl); err != nil {
 		return nil, err

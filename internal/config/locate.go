@@ -1,6 +1,7 @@
 package config
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 // "networks.admins.1") to where their values are written, so that semantic
 // errors found after decoding still name a line and column.
 type locator struct {
+	lines  []int // byte offset where each line starts
 	pos    map[string]span
 	kinds  map[string]unstable.Kind
 	tables map[string]span // table headers, e.g. "defaults"
@@ -23,7 +25,12 @@ type span struct {
 }
 
 func newLocator(data []byte) *locator {
-	l := &locator{pos: map[string]span{}, kinds: map[string]unstable.Kind{}, tables: map[string]span{}}
+	l := &locator{pos: map[string]span{}, kinds: map[string]unstable.Kind{}, tables: map[string]span{}, lines: []int{0}}
+	for i, c := range data {
+		if c == '\n' {
+			l.lines = append(l.lines, i+1)
+		}
+	}
 	p := unstable.Parser{KeepComments: false}
 	p.Reset(data)
 	var prefix []string
@@ -79,8 +86,12 @@ func (l *locator) span(p *unstable.Parser, n *unstable.Node) span {
 		}
 		return span{}
 	}
-	s := p.Shape(r)
-	return span{Line: s.Start.Line, Col: s.Start.Column, Start: s.Start.Offset, End: s.End.Offset}
+	// Parser.Shape counts lines from the start of the file on every call,
+	// which is quadratic over a policy of many rules; look the offset up
+	// in the line index instead.
+	start := int(r.Offset)
+	line := sort.SearchInts(l.lines, start+1) // lines starting at or before start
+	return span{Line: line, Col: start - l.lines[line-1] + 1, Start: start, End: start + int(r.Length)}
 }
 
 // at returns the position of path, or of its nearest written ancestor.

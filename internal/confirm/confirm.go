@@ -50,6 +50,7 @@ func (s *Store) now() time.Time {
 }
 
 func (s *Store) appliedPath() string { return filepath.Join(s.StateDir, "applied.json") }
+func (s *Store) namePath() string    { return filepath.Join(s.StateDir, "applied.table") }
 func (s *Store) pendingPath() string { return filepath.Join(s.RunDir, "pending.json") }
 
 // Lock takes the exclusive lock that serialises every change of state. The
@@ -85,15 +86,36 @@ func (s *Store) Applied() (*nft.Table, error) {
 // there is none.
 func (s *Store) SetApplied(t *nft.Table) error {
 	if t == nil {
-		if err := os.Remove(s.appliedPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("confirm: forget applied ruleset: %w", err)
+		for _, p := range []string{s.appliedPath(), s.namePath()} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("confirm: forget applied ruleset: %w", err)
+			}
 		}
 		return nil
 	}
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		return fmt.Errorf("confirm: create state dir: %w", err)
 	}
-	return writeJSON(s.appliedPath(), t)
+	if err := writeJSON(s.appliedPath(), t); err != nil {
+		return err
+	}
+	return writeJSON(s.namePath(), t.Name)
+}
+
+// AppliedName returns the name of the live, confirmed table ("" if none)
+// without decoding the whole ruleset.
+func (s *Store) AppliedName() (string, error) {
+	var name string
+	if err := readJSON(s.namePath(), &name); err == nil {
+		return name, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("confirm: read applied table name: %w", err)
+	}
+	t, err := s.Applied() // written by an older moat: no name file
+	if err != nil || t == nil {
+		return "", err
+	}
+	return t.Name, nil
 }
 
 // Pending returns the unconfirmed apply, or nil.

@@ -65,7 +65,16 @@ type Daemon struct {
 }
 
 func init() {
-	config.CheckFilters = authfail.CheckConfig
+	// Jail filters and custom patterns are checked when the policy loads,
+	// so a bad pattern is a config error with its position.
+	config.CheckFilters = func(name, mode string, custom *config.Filter) error {
+		if custom != nil {
+			_, err := authfail.Compile(custom.Name, custom.FailRegex, custom.IgnoreRegex, custom.Prefix)
+			return err
+		}
+		_, err := authfail.Builtin(name, mode)
+		return err
+	}
 }
 
 // Run starts the daemon and blocks until ctx ends or it fails to start.
