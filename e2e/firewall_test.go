@@ -125,7 +125,6 @@ from = "admins"
 	}
 }
 
-
 // TestLimit: a limit rule admits a burst of new connections per source,
 // then drops; other sources are unaffected; IPv6 sources in one /64 share
 // one budget.
