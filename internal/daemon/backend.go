@@ -108,29 +108,6 @@ func (d *Daemon) Ban(req api.BanRequest) (api.Ban, error) {
 	return api.Ban{Prefix: dec.Prefix, Jail: dec.Jail, Reason: dec.Reason, Created: dec.Time, Expires: dec.Expires, Offence: dec.Offence}, nil
 }
 
-// applyNow enforces and records decisions synchronously (for the CLI,
-// which reports success only once the kernel has the change).
-func (d *Daemon) applyNow(ds []event.Decision) error {
-	if err := d.enf.Apply(ds); err != nil {
-		return err
-	}
-	if d.store == nil {
-		return nil
-	}
-	var bans []event.Decision
-	for _, dec := range ds {
-		switch dec.Op {
-		case event.Ban:
-			bans = append(bans, dec)
-		case event.Unban:
-			if _, err := d.store.RemoveBan(dec.Prefix); err != nil {
-				return err
-			}
-		}
-	}
-	return d.store.AddBans(bans)
-}
-
 // Unban lifts one ban.
 func (d *Daemon) Unban(p netip.Prefix) (bool, error) {
 	found := false
@@ -147,17 +124,30 @@ func (d *Daemon) Unban(p netip.Prefix) (bool, error) {
 	if !found {
 		return false, nil
 	}
-	return true, d.applyNow([]event.Decision{{Op: event.Unban, Prefix: p, Time: time.Now()}})
+	d.mu.RLock()
+	dc := d.decider
+	d.mu.RUnlock()
+	// Through the decider, so that it forgets the ban too.
+	dec, err := dc.ManualUnban(p, "manual")
+	if err != nil {
+		return false, api.RefusedError{Err: err}
+	}
+	return true, d.applyNow([]event.Decision{dec})
 }
 
 // UnbanAll lifts every ban.
 func (d *Daemon) UnbanAll() (int, error) {
-	n := len(d.enf.Live())
-	if err := d.enf.Clear(); err != nil {
+	live := d.enf.Live()
+	ds := make([]event.Decision, len(live))
+	for i, b := range live {
+		ds[i] = event.Decision{Op: event.Unban, Prefix: b.Prefix, Time: time.Now()}
+	}
+	if err := d.applyNow(ds); err != nil {
 		return 0, err
 	}
+	n := len(live)
 	if d.store != nil {
-		m, err := d.store.RemoveAll()
+		m, err := d.store.RemoveAll() // anything the kernel had dropped already
 		if err != nil {
 			return n, err
 		}

@@ -61,7 +61,15 @@ type Daemon struct {
 	decider *decide.Decider
 	pipe    *pipeline
 
-	decisions chan []event.Decision
+	decisions chan job
+}
+
+// job is decisions for the enforcer; done, if set, receives the outcome.
+// Every kernel and store write goes through enforceLoop, one job after the
+// other, so a manual unban cannot interleave with a jail's ban.
+type job struct {
+	ds   []event.Decision
+	done chan error
 }
 
 func init() {
@@ -88,7 +96,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.BatchInterval == 0 {
 		opts.BatchInterval = 5 * time.Millisecond
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), decisions: make(chan []event.Decision, 1024)}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), decisions: make(chan job, 1024)}
 	cfg, err := config.Load(opts.ConfigPath)
 	if err != nil {
 		return err
@@ -301,8 +309,19 @@ func decidePolicy(cfg *config.Loaded) decide.Policy {
 // submit queues decisions for the kernel and the store.
 func (d *Daemon) submit(ds []event.Decision) {
 	if len(ds) > 0 {
-		d.decisions <- ds
+		d.decisions <- job{ds: ds}
 	}
+}
+
+// applyNow enforces and records decisions and waits until both are done
+// (the CLI reports success only once the kernel has the change).
+func (d *Daemon) applyNow(ds []event.Decision) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	done := make(chan error, 1)
+	d.decisions <- job{ds: ds, done: done}
+	return <-done
 }
 
 // enforceLoop batches decisions: the first one waits at most BatchInterval
@@ -310,25 +329,31 @@ func (d *Daemon) submit(ds []event.Decision) {
 // the store in one database transaction.
 func (d *Daemon) enforceLoop(ctx context.Context) {
 	for {
-		var batch []event.Decision
+		var jobs []job
+		n := 0
 		select {
 		case <-ctx.Done():
 			return
-		case ds := <-d.decisions:
-			batch = append(batch, ds...)
+		case j := <-d.decisions:
+			jobs, n = append(jobs, j), len(j.ds)
 		}
 		timer := time.NewTimer(d.opts.BatchInterval)
 	gather:
-		for len(batch) < 10000 {
+		for n < 10000 {
 			select {
-			case ds := <-d.decisions:
-				batch = append(batch, ds...)
+			case j := <-d.decisions:
+				jobs, n = append(jobs, j), n+len(j.ds)
 			case <-timer.C:
 				break gather
 			}
 		}
 		timer.Stop()
-		if err := d.enf.Apply(batch); err != nil {
+		batch := make([]event.Decision, 0, n)
+		for _, j := range jobs {
+			batch = append(batch, j.ds...)
+		}
+		err := d.enf.Apply(batch)
+		if err != nil {
 			d.log.Error("enforce", "err", err)
 		}
 		for _, dec := range batch {
@@ -342,16 +367,16 @@ func (d *Daemon) enforceLoop(ctx context.Context) {
 			}
 		}
 		if d.store != nil {
-			var bans []event.Decision
-			for _, dec := range batch {
-				if dec.Op == event.Ban {
-					bans = append(bans, dec)
-				}
-			}
-			if err := d.store.AddBans(bans); err != nil {
-				msg := err.Error()
+			if serr := d.store.AddBans(batch); serr != nil {
+				msg := serr.Error()
 				d.storeErr.Store(&msg)
-				d.log.Error("record bans", "err", err)
+				d.log.Error("record bans", "err", serr)
+				err = errors.Join(err, serr)
+			}
+		}
+		for _, j := range jobs {
+			if j.done != nil {
+				j.done <- err
 			}
 		}
 	}

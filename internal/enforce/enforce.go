@@ -69,13 +69,29 @@ func later(a, b time.Time) bool {
 	return a.After(b)
 }
 
-// batch collects the element changes of one Apply, per set.
+// batch collects the element changes of one Apply, per set and prefix, so
+// that a later change to a prefix in the same batch replaces an earlier one
+// (a ban then an unban leaves the prefix out, not in).
 type batch struct {
-	add, del map[nft.SetRef][]nft.Element
+	add, del map[nft.SetRef]map[netip.Prefix]nft.Element
 }
 
-func (b *batch) put(m map[nft.SetRef][]nft.Element, s nft.SetRef, el nft.Element) {
-	m[s] = append(m[s], el)
+func newBatch() *batch {
+	return &batch{add: map[nft.SetRef]map[netip.Prefix]nft.Element{}, del: map[nft.SetRef]map[netip.Prefix]nft.Element{}}
+}
+
+// addEl queues an element to add, cancelling a queued delete of it.
+func (b *batch) addEl(s nft.SetRef, el nft.Element) { b.put(b.add, b.del, s, el) }
+
+// delEl queues an element to delete, cancelling a queued add of it.
+func (b *batch) delEl(s nft.SetRef, el nft.Element) { b.put(b.del, b.add, s, el) }
+
+func (b *batch) put(into, cancel map[nft.SetRef]map[netip.Prefix]nft.Element, s nft.SetRef, el nft.Element) {
+	delete(cancel[s], el.Prefix)
+	if into[s] == nil {
+		into[s] = map[netip.Prefix]nft.Element{}
+	}
+	into[s][el.Prefix] = el
 }
 
 // Apply writes decisions to the kernel: bans as elements with the time they
@@ -85,7 +101,7 @@ func (e *Enforcer) Apply(ds []event.Decision) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	b := &batch{add: map[nft.SetRef][]nft.Element{}, del: map[nft.SetRef][]nft.Element{}}
+	b := newBatch()
 	var errs []error
 	for _, d := range ds {
 		p := d.Prefix.Masked()
@@ -103,7 +119,7 @@ func (e *Enforcer) Apply(ds []event.Decision) error {
 		case event.Unban:
 			if _, ok := e.live[p]; ok {
 				delete(e.live, p)
-				b.put(b.del, e.setFor(p), nft.Element{Prefix: p})
+				b.delEl(e.setFor(p), nft.Element{Prefix: p})
 			}
 		}
 	}
@@ -131,7 +147,7 @@ func (e *Enforcer) ban(b *batch, p netip.Prefix, exp, now time.Time) {
 			if q.Bits() <= p.Bits() {
 				if later(exp, qexp) {
 					e.live[q] = exp
-					b.put(b.add, e.setFor(q), nft.Element{Prefix: q, Timeout: timeout(exp, now)})
+					b.addEl(e.setFor(q), nft.Element{Prefix: q, Timeout: timeout(exp, now)})
 				}
 				return
 			}
@@ -139,11 +155,11 @@ func (e *Enforcer) ban(b *batch, p netip.Prefix, exp, now time.Time) {
 				exp = qexp
 			}
 			delete(e.live, q)
-			b.put(b.del, e.setFor(q), nft.Element{Prefix: q})
+			b.delEl(e.setFor(q), nft.Element{Prefix: q})
 		}
 	}
 	e.live[p] = exp
-	b.put(b.add, e.setFor(p), nft.Element{Prefix: p, Timeout: timeout(exp, now)})
+	b.addEl(e.setFor(p), nft.Element{Prefix: p, Timeout: timeout(exp, now)})
 }
 
 // timeout is the kernel timeout for an expiry: 0 (none) when permanent,
@@ -164,19 +180,28 @@ func timeout(exp, now time.Time) time.Duration {
 // transaction, so deletions are retried one by one.
 func (e *Enforcer) flush(b *batch) error {
 	var errs []error
-	for s, els := range b.del {
+	for s, m := range b.del {
+		els := elems(m)
 		if err := e.k.DeleteElements(s, els); err != nil {
 			for _, el := range els {
 				_ = e.k.DeleteElements(s, []nft.Element{el}) // gone already is fine
 			}
 		}
 	}
-	for s, els := range b.add {
-		if err := e.k.AddElements(s, els); err != nil {
+	for s, m := range b.add {
+		if err := e.k.AddElements(s, elems(m)); err != nil {
 			errs = append(errs, fmt.Errorf("enforce: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func elems(m map[netip.Prefix]nft.Element) []nft.Element {
+	out := make([]nft.Element, 0, len(m))
+	for _, el := range m {
+		out = append(out, el)
+	}
+	return out
 }
 
 // Restore writes bans (from the store, at start) into the kernel.
@@ -198,13 +223,13 @@ func (e *Enforcer) Reassert() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	b := &batch{add: map[nft.SetRef][]nft.Element{}, del: map[nft.SetRef][]nft.Element{}}
+	b := newBatch()
 	for p, exp := range e.live {
 		if !exp.IsZero() && !exp.After(now) {
 			delete(e.live, p)
 			continue
 		}
-		b.put(b.add, e.setFor(p), nft.Element{Prefix: p, Timeout: timeout(exp, now)})
+		b.addEl(e.setFor(p), nft.Element{Prefix: p, Timeout: timeout(exp, now)})
 	}
 	return e.flush(b)
 }

@@ -127,3 +127,20 @@ func TestUnbanReassertForget(t *testing.T) {
 		t.Errorf("%d live after expiry", n)
 	}
 }
+
+// TestBanThenUnbanInOneBatch: the last change to a prefix in a batch wins.
+func TestBanThenUnbanInOneBatch(t *testing.T) {
+	now := time.Now()
+	k := newFake()
+	e := New(k, "moat", func() time.Time { return now })
+	p := netip.MustParsePrefix("192.0.2.1/32")
+	e.Apply([]event.Decision{ban("192.0.2.1/32", now.Add(time.Hour)), {Op: event.Unban, Prefix: p}})
+	if _, ok := k.sets["ban_v4"][p]; ok || len(e.Live()) != 0 {
+		t.Errorf("ban then unban left the ban: kernel %v live %v", k.sets, e.Live())
+	}
+	e.Apply([]event.Decision{ban("192.0.2.1/32", now.Add(time.Hour))})
+	e.Apply([]event.Decision{{Op: event.Unban, Prefix: p}, ban("192.0.2.1/32", now.Add(2*time.Hour))})
+	if got, ok := k.sets["ban_v4"][p]; !ok || got != 2*time.Hour {
+		t.Errorf("unban then ban: kernel %v", k.sets)
+	}
+}

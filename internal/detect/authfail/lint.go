@@ -75,8 +75,14 @@ func lintPattern(p string, o lintOpts) *PatternError {
 	case hostAt >= 0 && strings.Contains(p[hostAt+len(hostToken):], hostToken):
 		return perr(hostAt+len(hostToken)+strings.Index(p[hostAt+len(hostToken):], hostToken)+1, "more than one %s", hostToken)
 	}
-	if strings.Contains(p, "(?P<"+hostGroup+">") || strings.Contains(p, "(?<"+hostGroup+">") {
-		return perr(strings.Index(p, "<"+hostGroup+">"), "the group name %q is reserved for %s", hostGroup, hostToken)
+	for _, g := range []string{"(?P<" + hostGroup + ">", "(?<" + hostGroup + ">"} {
+		if i := strings.Index(p, g); i >= 0 {
+			return perr(i+1, "the group name %q is reserved for %s", hostGroup, hostToken)
+		}
+	}
+	reps, qerr := quantifiers(p)
+	if qerr != nil {
+		return perr(qerr.col, "invalid regexp: %s", qerr.msg)
 	}
 	expanded := strings.Replace(p, hostToken, hostRE, 1)
 	re, err := syntax.Parse(expanded, syntax.Perl)
@@ -93,10 +99,6 @@ func lintPattern(p string, o lintOpts) *PatternError {
 	}
 	if !startsAnchored(re) {
 		return perr(1, "not anchored: the pattern must start with ^ and must not have a top-level alternation")
-	}
-	reps, err := quantifiers(p)
-	if err != nil {
-		return perr(1, "%v", err)
 	}
 	end := endsAnchored(re)
 	var before, after []repetition
@@ -136,9 +138,9 @@ func lintPattern(p string, o lintOpts) *PatternError {
 // lintPrefix refuses wide wildcards in a prefix regexp: a prefix comes
 // before every rule's <HOST>.
 func lintPrefix(p string, off int) *PatternError {
-	reps, err := quantifiers(p)
-	if err != nil {
-		return &PatternError{Pattern: p, Col: off + 1, Msg: err.Error()}
+	reps, qerr := quantifiers(p)
+	if qerr != nil {
+		return &PatternError{Pattern: p, Col: off + qerr.col, Msg: "invalid regexp: " + qerr.msg}
 	}
 	if _, err := syntax.Parse(p, syntax.Perl); err != nil {
 		return &PatternError{Pattern: p, Col: off + 1, Msg: fmt.Sprintf("invalid regexp: %v", err)}
@@ -197,9 +199,16 @@ type repetition struct {
 	delimited bool   // exception (b)
 }
 
-// quantifiers scans a pattern (already known to parse) for quantified
-// atoms, keeping their positions so that errors can name a column.
-func quantifiers(p string) ([]repetition, error) {
+// scanError is a syntax error found by quantifiers, with its column.
+type scanError struct {
+	col int
+	msg string
+}
+
+// quantifiers scans a pattern for quantified atoms, keeping their
+// positions so that errors can name a column. It finds unbalanced
+// parentheses and brackets; regexp/syntax finds the rest.
+func quantifiers(p string) ([]repetition, *scanError) {
 	var out []repetition
 	var groups []int // start offsets of open groups
 	type span struct{ start, end int }
@@ -220,7 +229,7 @@ func quantifiers(p string) ([]repetition, error) {
 		case c == '[':
 			j := classEnd(p, i)
 			if j < 0 {
-				return nil, fmt.Errorf("unterminated character class at column %d", i+1)
+				return nil, &scanError{i + 1, "unterminated character class"}
 			}
 			last = span{i, j}
 			i = j
@@ -232,7 +241,7 @@ func quantifiers(p string) ([]repetition, error) {
 			continue
 		case c == ')':
 			if len(groups) == 0 {
-				return nil, fmt.Errorf("unbalanced ) at column %d", i+1)
+				return nil, &scanError{i + 1, "unbalanced )"}
 			}
 			last = span{groups[len(groups)-1], i + 1}
 			groups = groups[:len(groups)-1]
@@ -267,6 +276,9 @@ func quantifiers(p string) ([]repetition, error) {
 		_, size := utf8.DecodeRuneInString(p[i:])
 		last = span{i, i + size}
 		i += size
+	}
+	if len(groups) > 0 {
+		return nil, &scanError{groups[len(groups)-1] + 1, "missing closing )"}
 	}
 	return out, nil
 }

@@ -19,6 +19,8 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -61,7 +63,8 @@ type Truth struct {
 type event struct {
 	at      time.Time
 	seq     int
-	lines   []string
+	conn    int      // the connection (its pid is given in time order), 0 for none
+	lines   []string // "#PID#" stands for the connection's pid
 	fails   []netip.Addr // the source of each failure line, for the truth
 	failIdx []int        // where each failure line is in lines
 }
@@ -71,7 +74,7 @@ type gen struct {
 	rng    *rand.Rand
 	events []event
 	seq    int
-	pid    int
+	conns  int
 	never  map[netip.Prefix]bool
 	v4pool uint32 // next address in 198.18.0.0/15
 }
@@ -100,7 +103,7 @@ func Generate(w io.Writer, cfg Config) (Truth, error) {
 	horizon := time.Duration(float64(cfg.Lines)/4*1.1) * time.Second
 	var g *gen
 	for {
-		g = &gen{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d6f6174)), pid: 1200, never: map[netip.Prefix]bool{}}
+		g = &gen{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d6f6174)), never: map[netip.Prefix]bool{}}
 		g.build(horizon)
 		n := 0
 		for _, e := range g.events {
@@ -119,6 +122,10 @@ func Generate(w io.Writer, cfg Config) (Truth, error) {
 	})
 	bw := bufio.NewWriterSize(w, 1<<16)
 	written := 0
+	// pids grow with time, as the kernel hands them out
+	pidRNG := rand.New(rand.NewPCG(cfg.Seed, 0x706964))
+	pids := map[int]string{}
+	pid := 1000
 	var fails []struct {
 		at   time.Time
 		addr netip.Addr
@@ -129,12 +136,23 @@ func Generate(w io.Writer, cfg Config) (Truth, error) {
 			break
 		}
 		n := min(len(e.lines), cfg.Lines-written)
+		p := ""
+		if e.conn != 0 {
+			if p = pids[e.conn]; p == "" {
+				pid += 1 + pidRNG.IntN(30)
+				if pid > 4194000 {
+					pid = 1000
+				}
+				p = strconv.Itoa(pid)
+				pids[e.conn] = p
+			}
+		}
 		for _, l := range e.lines[:n] {
 			bw.WriteString(stamp(e.at))
 			bw.WriteByte(' ')
 			bw.WriteString(cfg.Host)
 			bw.WriteByte(' ')
-			bw.WriteString(l)
+			bw.WriteString(strings.Replace(l, "#PID#", p, 1))
 			bw.WriteByte('\n')
 		}
 		written += n
@@ -199,17 +217,17 @@ func key(a netip.Addr, v6 int) netip.Prefix {
 
 func stamp(t time.Time) string { return t.Format(time.Stamp) }
 
-func (g *gen) add(at time.Time, lines []string, fails []netip.Addr, failAt []int) {
+func (g *gen) add(at time.Time, conn int, lines []string, fails []netip.Addr, failAt []int) {
 	g.seq++
-	g.events = append(g.events, event{at: at, seq: g.seq, lines: lines, fails: fails, failIdx: failAt})
+	// the log has one-second stamps: so must the truth
+	g.events = append(g.events, event{at: at.Truncate(time.Second), seq: g.seq, conn: conn, lines: lines, fails: fails, failIdx: failAt})
 }
 
+// nextPID starts a connection (or a process) whose pid is allocated when
+// its first line is written.
 func (g *gen) nextPID() int {
-	g.pid += 1 + g.rng.IntN(40)
-	if g.pid > 4194000 {
-		g.pid = 1200
-	}
-	return g.pid
+	g.conns++
+	return g.conns
 }
 
 func (g *gen) port() int { return 1024 + g.rng.IntN(64000) }
@@ -256,18 +274,16 @@ func (g *gen) build(h time.Duration) {
 
 	// noise from other daemons
 	for t := start; t.Before(end); t = t.Add(time.Minute) {
-		pid := g.nextPID()
-		g.add(t.Add(time.Second), []string{
-			fmt.Sprintf("CRON[%d]: pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)", pid),
-			fmt.Sprintf("CRON[%d]: pam_unix(cron:session): session closed for user root", pid),
+		g.add(t.Add(time.Second), g.nextPID(), []string{
+			"CRON[#PID#]: pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)",
+			"CRON[#PID#]: pam_unix(cron:session): session closed for user root",
 		}, nil, nil)
 	}
 	for t := start; t.Before(end); t = t.Add(g.jitter(17 * time.Minute)) {
-		pid := g.nextPID()
-		g.add(t, []string{
+		g.add(t, g.nextPID(), []string{
 			fmt.Sprintf("sudo:    alice : TTY=pts/%d ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl status nginx", g.rng.IntN(4)),
-			fmt.Sprintf("sudo[%d]: pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)", pid),
-			fmt.Sprintf("sudo[%d]: pam_unix(sudo:session): session closed for user root", pid),
+			"sudo[#PID#]: pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)",
+			"sudo[#PID#]: pam_unix(sudo:session): session closed for user root",
 		}, nil, nil)
 	}
 
@@ -361,8 +377,8 @@ func (g *gen) build(h time.Duration) {
 	}
 }
 
-func sshd(pid int, format string, a ...any) string {
-	return fmt.Sprintf("sshd[%d]: ", pid) + fmt.Sprintf(format, a...)
+func sshd(_ int, format string, a ...any) string {
+	return "sshd[#PID#]: " + fmt.Sprintf(format, a...)
 }
 
 // attempt is one brute-force connection: one to maxTries passwords.
@@ -405,7 +421,7 @@ func (g *gen) attempt(t time.Time, a netip.Addr, user string, valid bool, maxTri
 			lines = append(lines, sshd(pid, "PAM %d more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=%s  user=%s", tries-1, a, user))
 		}
 	}
-	g.add(t, lines, fails, at)
+	g.add(t, pid, lines, fails, at)
 }
 
 // login is a legitimate session: a key, or a password after a typo.
@@ -428,9 +444,9 @@ func (g *gen) login(t time.Time, user string, a netip.Addr, uid int) {
 		sshd(pid, "pam_unix(sshd:session): session opened for user %s(uid=%d) by %s(uid=0)", user, 1000+uid, user),
 		fmt.Sprintf("systemd-logind[812]: New session %d of user %s.", session, user),
 	)
-	g.add(t, lines, fails, at)
+	g.add(t, pid, lines, fails, at)
 	d := g.jitter(9 * time.Minute)
-	g.add(t.Add(d), []string{
+	g.add(t.Add(d), pid, []string{
 		sshd(pid, "Received disconnect from %s port %d:11: disconnected by user", a, port),
 		sshd(pid, "Disconnected from user %s %s port %d", user, a, port),
 		sshd(pid, "pam_unix(sshd:session): session closed for user %s", user),
@@ -459,14 +475,14 @@ func (g *gen) scan(t time.Time, a netip.Addr) {
 		l = sshd(pid, "Connection closed by %s port %d [preauth]", a, port)
 	case 1:
 		l = sshd(pid, "error: kex_exchange_identification: Connection closed by remote host")
-		g.add(t, []string{l, sshd(pid, "Connection closed by %s port %d", a, port)}, nil, nil)
+		g.add(t, pid, []string{l, sshd(pid, "Connection closed by %s port %d", a, port)}, nil, nil)
 		return
 	case 2:
 		l = sshd(pid, "Unable to negotiate with %s port %d: no matching host key type found. Their offer: ssh-rsa,ssh-dss [preauth]", a, port)
 	default:
 		l = sshd(pid, "banner exchange: Connection from %s port %d: invalid format", a, port)
 	}
-	g.add(t, []string{l}, nil, nil)
+	g.add(t, pid, []string{l}, nil, nil)
 }
 
 // inject is an attacker at a trying user names and ident strings that
@@ -499,10 +515,10 @@ func (g *gen) inject(t time.Time, a, v netip.Addr) {
 	default:
 		// an ident string; counted in ddos mode only, so not a failure
 		// here, then a plain attempt on another connection
-		lines = append(lines, sshd(pid, "Bad protocol version identification 'SSH-2.0-x from %s port 22' from %s port %d", v, a, port))
+		g.add(t, pid, []string{sshd(pid, "Bad protocol version identification 'SSH-2.0-x from %s port 22' from %s port %d", v, a, port)}, nil, nil)
 		pid, port = g.nextPID(), g.port()
 		fail(sshd(pid, "Invalid user %s from %s port %d", "admin", a, port))
 		lines = append(lines, sshd(pid, "Connection closed by invalid user admin %s port %d [preauth]", a, port))
 	}
-	g.add(t, lines, fails, at)
+	g.add(t, pid, lines, fails, at)
 }
