@@ -278,3 +278,36 @@ func TestBanEngine(t *testing.T) {
 		_ = strconv.Itoa
 	})
 }
+
+// TestCorruptStore: a garbage database never means "running but not
+// protecting": the kernel keeps the bans, the daemon rebuilds the store
+// from them and reports itself unhealthy until it is restarted cleanly.
+func TestCorruptStore(t *testing.T) {
+	b := newBed(t)
+	logPath := filepath.Join(b.dir, "auth.log")
+	must(t, os.WriteFile(logPath, nil, 0o600))
+	b.writePolicy(fmt.Sprintf(banPolicy, "10m", logPath))
+	b.mustMoat("up")
+	kill := b.daemon(t)
+	b.mustMoat("ban", inetV4, "--for", "1h")
+	kill()
+	db := filepath.Join(b.dir, "state", "moat.db")
+	must(t, os.WriteFile(db, []byte(strings.Repeat("garbage, not a database ", 500)), 0o600))
+	os.Remove(db + "-wal")
+	os.Remove(db + "-shm")
+	b.daemon(t)
+	out, code := b.moat("status")
+	if code == 0 || !strings.Contains(out, "UNHEALTHY") || !strings.Contains(out, "rebuilt") {
+		t.Errorf("status after a corrupt database: exit %d\n%s", code, out)
+	}
+	if tcpOpen(b.inet, serverWan4, 22) {
+		t.Error("the ban was lost with the database")
+	}
+	if _, ok := b.bans(t)[inetV4+"/32"]; !ok {
+		t.Error("the rebuilt store does not know the kernel's ban")
+	}
+	matches, _ := filepath.Glob(db + ".corrupt-*")
+	if len(matches) != 1 {
+		t.Errorf("corrupt copies kept: %v, want exactly one", matches)
+	}
+}

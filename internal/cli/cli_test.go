@@ -151,13 +151,18 @@ func TestInstallUnit(t *testing.T) {
 	m := newMoat(t)
 	dir := t.TempDir()
 	m.must("install", "--unit-dir", dir, "--no-enable")
-	data, err := os.ReadFile(filepath.Join(dir, "moat.service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"Before=network-pre.target", "Type=oneshot", " boot\n", "WantedBy=sysinit.target", "DefaultDependencies=no"} {
-		if !strings.Contains(string(data), want) {
-			t.Errorf("unit lacks %q:\n%s", want, data)
+	for unit, wants := range map[string][]string{
+		"moat-firewall.service": {"Before=network-pre.target", "Type=oneshot", " boot\n", "WantedBy=sysinit.target", "DefaultDependencies=no"},
+		"moat.service":          {"Type=notify", "WatchdogSec=", " run\n", "ExecReload=/bin/kill -HUP $MAINPID", "After=moat-firewall.service"},
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range wants {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("%s lacks %q:\n%s", unit, want, data)
+			}
 		}
 	}
 }

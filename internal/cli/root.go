@@ -122,6 +122,7 @@ func (e *env) rootCommand() *cobra.Command {
 		e.allowlistCommand(),
 		e.reloadCommand(),
 		e.testFilterCommand(),
+		e.replayCommand(),
 		e.rollbackTimerCommand(),
 	)
 	return root

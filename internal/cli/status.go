@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moat-sec/moat/internal/api"
 	"github.com/moat-sec/moat/internal/firewall"
 	"github.com/moat-sec/moat/internal/nft"
 	"github.com/moat-sec/moat/internal/policy"
@@ -24,6 +26,7 @@ type Status struct {
 	Rules    []RuleStatus      `json:"rules"`
 	Guards   []CounterStatus   `json:"guards,omitempty"`
 	Findings []policy.Finding  `json:"findings,omitempty"`
+	Daemon   *api.Status       `json:"daemon,omitempty"` // nil: not running
 }
 
 // PendingStatus describes an apply awaiting `moat confirm`.
@@ -69,12 +72,21 @@ func (e *env) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if ds, err := e.client().Status(); err == nil {
+				st.Daemon = &ds
+			}
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(e, st, mode)
 			}
-			printStatus(e, st, mode)
+			if st.Daemon != nil && !st.Daemon.Healthy {
+				return errUnhealthy
+			}
 			return nil
 		},
 	}
@@ -165,7 +177,49 @@ func (e *env) status() (*Status, error) {
 	return st, nil
 }
 
+// errUnhealthy makes `moat status` exit non-zero when the daemon runs but
+// does not protect (a dead source, missing kernel sets, a rebuilt store).
+var errUnhealthy = errors.New("the daemon is unhealthy")
+
+func printDaemon(e *env, d *api.Status) {
+	w := e.stdout
+	state := "healthy"
+	if !d.Healthy {
+		state = "UNHEALTHY"
+	}
+	fmt.Fprintf(w, "\nDaemon: running since %s, %s\n", d.Started.Local().Format(time.DateTime), state)
+	for _, p := range d.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", safe(p))
+	}
+	fmt.Fprintf(w, "  kernel: table inet %s, ban sets present=%v, %d bans, %d repairs\n", d.Kernel.Table, d.Kernel.Present, d.Kernel.Bans, d.Kernel.Repairs)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(d.Sources) > 0 {
+		fmt.Fprintln(tw, "  Source\tFollowing\tLines\tCut\tLast line\tError")
+		for _, s := range d.Sources {
+			last := "-"
+			if !s.LastLine.IsZero() {
+				last = time.Since(s.LastLine).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(tw, "  %s\t%v\t%d\t%d\t%s\t%s\n", safe(s.ID), s.Following, s.Lines, s.Truncated, last, safe(s.Error))
+		}
+	}
+	if len(d.Jails) > 0 {
+		fmt.Fprintln(tw, "  Jail\tFilter\tLines\tMatches\tBanned now\tBans total\t")
+		for _, j := range d.Jails {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t\n", j.Name, j.Filter, j.Lines, j.Matches, j.CurrentBans, j.TotalBans)
+		}
+	}
+	tw.Flush()
+}
+
 func printStatus(e *env, st *Status, mode string) {
+	defer func() {
+		if st.Daemon != nil {
+			printDaemon(e, st.Daemon)
+		} else {
+			fmt.Fprintln(e.stdout, "\nDaemon: not running")
+		}
+	}()
 	w := e.stdout
 	if st.Active {
 		fmt.Fprintf(w, "Status: active (table inet %s)\n", st.Table)

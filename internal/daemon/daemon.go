@@ -233,10 +233,20 @@ func (d *Daemon) ensureTable() error {
 	return nil
 }
 
-// restore puts the store's active bans into the kernel, minus allowlisted ones.
+// restore puts the store's active bans into the kernel, minus allowlisted
+// ones. When the store had to be rebuilt, the kernel is the record: its bans
+// are adopted into the new store first.
 func (d *Daemon) restore() error {
 	if d.store == nil {
 		return nil
+	}
+	if rec, _ := d.store.Recovered(); rec {
+		n, err := d.adoptKernelBans()
+		if err != nil {
+			d.log.Error("rebuild the store from the kernel's bans", "err", err)
+		} else {
+			d.log.Warn("store rebuilt from the kernel's ban sets", "bans", n)
+		}
 	}
 	bans, err := d.store.ActiveBans(time.Now())
 	if err != nil {
@@ -255,6 +265,27 @@ func (d *Daemon) restore() error {
 		return fmt.Errorf("restore bans: %w", err)
 	}
 	return nil
+}
+
+// adoptKernelBans records the bans the kernel holds in the store, with the
+// time they have left.
+func (d *Daemon) adoptKernelBans() (int, error) {
+	now := time.Now()
+	var ds []event.Decision
+	for _, s := range firewall.BanSets(d.cfg.Policy.Table) {
+		els, err := d.conn.Elements(s)
+		if err != nil {
+			return 0, err
+		}
+		for _, el := range els {
+			dec := event.Decision{Op: event.Ban, Prefix: el.Prefix, Time: now, Jail: "recovered", Reason: "recovered from the kernel after the database was rebuilt", Offence: 1}
+			if el.Timeout > 0 || el.Expires > 0 {
+				dec.Duration, dec.Expires = el.Expires, now.Add(el.Expires)
+			}
+			ds = append(ds, dec)
+		}
+	}
+	return len(ds), d.store.AddBans(ds)
 }
 
 func (d *Daemon) allowSources() []allowlist.Source {
