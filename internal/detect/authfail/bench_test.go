@@ -97,4 +97,3 @@ func withoutFastPaths(f *Filter) *Filter {
 	}
 	return &g
 }
-

@@ -524,7 +524,8 @@ func RecidiveLine(prefix string, jail, detector string, offence int, duration, r
 
 func recidiveDef() builtinDef {
 	return builtinDef{
-		prefix: `<SYSLOG?:moat|fail2ban|fail2ban-server|fail2ban\.actions>`,
+		prefix:   `<SYSLOG?:moat|fail2ban|fail2ban-server|fail2ban\.actions>`,
+		rootOnly: true,
 		modes: map[string]modeDef{"normal": {
 			rules: []ruleSpec{
 				fail("recidive/moat", `^ban <HOST>(?:/\d{1,3})? jail=[\w.@-]+(?: |$)`),

@@ -22,13 +22,15 @@ import (
 // skips the tests, except under CI=true where it fails them.
 func corpusDir(t testing.TB) string {
 	t.Helper()
+	rel := filepath.Join("..", "..", "..", "..", "shared", "corpus", "fail2ban-logs")
 	dir := os.Getenv("MOAT_FAIL2BAN_CORPUS")
 	if dir == "" {
-		_, file, _, ok := runtime.Caller(0)
-		if !ok {
-			t.Fatal("cannot locate the test file")
+		// go test runs in the package directory; the source file's own
+		// path (unless built with -trimpath) works from anywhere
+		dir = rel
+		if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+			dir = filepath.Join(filepath.Dir(file), rel)
 		}
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "corpus", "fail2ban-logs")
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "sshd")); err != nil || fi.IsDir() {
 		if os.Getenv("CI") == "true" {

@@ -58,14 +58,33 @@ type match struct {
 	addr               netip.Addr
 }
 
-// Compile builds a filter from fail2ban-style patterns. Each failregex
-// must contain <HOST> exactly once and pass the lint (see lintOpts); it is
-// matched against the message after prefix (see prefix for its syntax;
-// "" means the whole line). ignoreregex patterns are ordinary regexps over
-// the same message: a line that matches one is never a failure.
+// Compile builds a filter from fail2ban-style patterns (Go regexp syntax).
 //
-// A named group (?P<user>…) is reported as the user name. The filter has
-// no multi-line rules: every line is judged alone.
+// Each failregex must contain <HOST> exactly once and pass the load-time
+// lint (SECURITY.md R1): it must start with ^, must not have a top-level
+// alternation or an optional or repeated <HOST>, and must not have a
+// greedy or lazy wildcard that can span spaces (.*, .+, [^"]*, (?: \S+)*)
+// before <HOST>, unless the pattern ends with $ and nothing after <HOST>
+// can span spaces, or the wildcard is a negated class followed by the
+// delimiter it excludes ("[^"]*"). A refused pattern gives a
+// *PatternError naming the pattern and the column.
+//
+// Patterns are matched against the message after prefix; ^ is the start
+// of the message. prefix is "" (the whole line), a regexp matched at the
+// start of the line, or a syslog macro optionally followed by such a
+// regexp:
+//
+//	<SYSLOG:sshd|sshd-session>   a syslog header (timestamp, host, tag
+//	                             with optional [pid]) whose daemon tag is
+//	                             one of these names (or matches them as a
+//	                             regexp), parsed by hand
+//	<SYSLOG?:nginx>              the same, but lines without one are read
+//	                             from their start
+//
+// ignoreregex patterns are ordinary regexps over the same message: a line
+// that matches one is never a failure. A named group (?P<user>…) is the
+// user name. A compiled filter has no multi-line rules: each line is
+// judged alone.
 func Compile(name string, failregex, ignoreregex []string, prefix string) (*Filter, error) {
 	if len(failregex) == 0 {
 		return nil, fmt.Errorf("authfail: filter %q: no failregex", name)

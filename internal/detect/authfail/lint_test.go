@@ -58,11 +58,11 @@ func TestLintRefuses(t *testing.T) {
 
 func TestLintAccepts(t *testing.T) {
 	for _, p := range []string{
-		`^Failed \S+ for .* from <HOST> port \d+ ssh2$`,        // (a) greedy, fixed suffix
-		`^Failed \S+ for .*? from <HOST>(?: port \d+)?\s*$`,    // (a) lazy, fixed suffix
-		`^user "[^"]*" from <HOST>`,                            // (b) delimited field
-		`^\[client <HOST>(?::\d+)?\] .*`,                       // wildcard only after the address
-		`^refused connect from \S+ \(<HOST>\)$`,                // \S+ cannot cross a space
+		`^Failed \S+ for .* from <HOST> port \d+ ssh2$`,            // (a) greedy, fixed suffix
+		`^Failed \S+ for .*? from <HOST>(?: port \d+)?\s*$`,        // (a) lazy, fixed suffix
+		`^user "[^"]*" from <HOST>`,                                // (b) delimited field
+		`^\[client <HOST>(?::\d+)?\] .*`,                           // wildcard only after the address
+		`^refused connect from \S+ \(<HOST>\)$`,                    // \S+ cannot cross a space
 		`^(?:NOQUEUE|\w+): reject: RCPT from [^\s\[\]]*\[<HOST>\]`, // no wide wildcard
 		`(?i)^failed login from <HOST>`,
 	} {

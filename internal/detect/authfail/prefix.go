@@ -186,14 +186,36 @@ func digitsAt(b []byte, i, n int) bool {
 var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 var weekdays = [...]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
 
+// monthAt returns the month (1-12) named at b[i:i+3], or 0.
 func monthAt(b []byte, i int) int {
 	if i+3 > len(b) {
 		return 0
 	}
-	for m, name := range months {
-		if string(b[i:i+3]) == name {
-			return m + 1
-		}
+	switch string(b[i : i+3]) {
+	case "Jan":
+		return 1
+	case "Feb":
+		return 2
+	case "Mar":
+		return 3
+	case "Apr":
+		return 4
+	case "May":
+		return 5
+	case "Jun":
+		return 6
+	case "Jul":
+		return 7
+	case "Aug":
+		return 8
+	case "Sep":
+		return 9
+	case "Oct":
+		return 10
+	case "Nov":
+		return 11
+	case "Dec":
+		return 12
 	}
 	return 0
 }
@@ -202,10 +224,9 @@ func weekdayAt(b []byte, i int) bool {
 	if i+4 > len(b) || b[i+3] != ' ' {
 		return false
 	}
-	for _, name := range weekdays {
-		if string(b[i:i+3]) == name {
-			return true
-		}
+	switch string(b[i : i+3]) {
+	case "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun":
+		return true
 	}
 	return false
 }

@@ -63,8 +63,8 @@ type Truth struct {
 type event struct {
 	at      time.Time
 	seq     int
-	conn    int      // the connection (its pid is given in time order), 0 for none
-	lines   []string // "#PID#" stands for the connection's pid
+	conn    int          // the connection (its pid is given in time order), 0 for none
+	lines   []string     // "#PID#" stands for the connection's pid
 	fails   []netip.Addr // the source of each failure line, for the truth
 	failIdx []int        // where each failure line is in lines
 }
