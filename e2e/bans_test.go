@@ -311,3 +311,60 @@ func TestCorruptStore(t *testing.T) {
 		t.Errorf("corrupt copies kept: %v, want exactly one", matches)
 	}
 }
+
+// TestBanCutsOpenConnection: a ban ends the connections its source already
+// has: the packets are dropped ahead of the established accept, and the
+// conntrack entries are deleted.
+func TestBanCutsOpenConnection(t *testing.T) {
+	b := newBed(t)
+	nettest.RequireTools(t, "conntrack")
+	listenTCP(b.server, 7000)
+	logPath := filepath.Join(b.dir, "auth.log")
+	must(t, os.WriteFile(logPath, nil, 0o600))
+	b.writePolicy(fmt.Sprintf(banPolicy, "10m", logPath) + "\n[[rule]]\naction = \"allow\"\nport = \"7000\"\nproto = \"tcp\"\n")
+	b.mustMoat("up")
+	b.daemon(t)
+	conn := b.inet.Cmd("socat", "-", "TCP:"+serverWan4+":7000")
+	stdin, err := conn.StdinPipe()
+	must(t, err)
+	stdout, err := conn.StdoutPipe()
+	must(t, err)
+	must(t, conn.Start())
+	t.Cleanup(func() { conn.Process.Kill(); conn.Wait() })
+	rd := bufio.NewReader(stdout)
+	lines := make(chan string, 4)
+	go func() {
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- line
+		}
+	}()
+	fmt.Fprintln(stdin, "hello")
+	select {
+	case line := <-lines:
+		if line != "hello\n" {
+			t.Fatalf("echo before the ban: %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no echo before the ban")
+	}
+	if out := b.server.MustRun("conntrack", "-L", "-s", inetV4); !strings.Contains(out, "dport=7000") {
+		t.Fatalf("no conntrack entry for the open connection:\n%s", out)
+	}
+	b.mustMoat("ban", inetV4, "--for", "10m")
+	if out, _ := b.server.Run("conntrack", "-L", "-s", inetV4); strings.Contains(out, "dport=7000") {
+		t.Errorf("the banned source's connection is still in conntrack:\n%s", out)
+	}
+	fmt.Fprintln(stdin, "after")
+	select {
+	case line := <-lines:
+		if line == "after\n" {
+			t.Error("the open connection still works after the ban")
+		}
+	case <-time.After(2 * time.Second):
+	}
+}

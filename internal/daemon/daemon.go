@@ -112,6 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.enf = enforce.New(d.conn, cfg.Policy.Table, nil)
+	d.enf.CutFlows(nft.CutFlows)
 
 	dbPath := cfg.Daemon.Database
 	if dbPath == "" {

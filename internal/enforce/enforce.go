@@ -37,6 +37,7 @@ type Enforcer struct {
 
 	mu   sync.Mutex
 	live map[netip.Prefix]time.Time
+	cut  func([]netip.Prefix) (int, error)
 }
 
 // New returns an enforcer for the ban sets of table.
@@ -126,8 +127,23 @@ func (e *Enforcer) Apply(ds []event.Decision) error {
 	if err := e.flush(b); err != nil {
 		errs = append(errs, err)
 	}
+	if e.cut != nil {
+		var banned []netip.Prefix
+		for _, m := range b.add {
+			for p := range m {
+				banned = append(banned, p)
+			}
+		}
+		if _, err := e.cut(banned); err != nil {
+			errs = append(errs, fmt.Errorf("enforce: cut flows: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// CutFlows makes the enforcer delete the conntrack entries of newly banned
+// sources with cut (nft.CutFlows), after their bans are in the kernel.
+func (e *Enforcer) CutFlows(cut func([]netip.Prefix) (int, error)) { e.cut = cut }
 
 func (e *Enforcer) ban(b *batch, p netip.Prefix, exp, now time.Time) {
 	if !exp.IsZero() && !exp.After(now) {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -145,11 +146,16 @@ func (n *NS) Start(args ...string) *exec.Cmd {
 	cmd := n.Cmd(args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, so that forked children (socat's per
+	// connection) go too; and a bounded Wait, since a child that still
+	// holds the output pipe would block it forever.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("in %s: start %s: %v", n.Name, strings.Join(args, " "), err)
 	}
 	n.t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		if n.t.Failed() {
 			n.t.Logf("output of %s:\n%s", strings.Join(args, " "), out.String())
