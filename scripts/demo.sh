@@ -6,7 +6,7 @@
 set -euo pipefail
 MOAT=${1:-$(pwd)/bin/moat}
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces)"; exit 1; }
-for tool in ip nft nmap ssh sshd ssh-keygen nginx socat; do
+for tool in ip nft nmap ssh sshd ssh-keygen nginx socat hydra sshpass; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "demo: needs $tool (apt-get install nftables nmap openssh-server openssh-client nginx-light socat)"; exit 1; }
 done
 SRV=moat-demo-srv ADM=moat-demo-adm NET=moat-demo-net
@@ -52,10 +52,15 @@ PidFile none
 UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
-PasswordAuthentication no
+PasswordAuthentication yes
+MaxStartups 50
 CFG
 mkdir -p /run/sshd
-in_ns $SRV /usr/sbin/sshd -f "$WORK/sshd_config" -E "$WORK/sshd.log"
+# sshd logs to stderr; give each line the syslog header rsyslog would write
+# (printf only prints the line: log text is never interpreted).
+( in_ns $SRV /usr/sbin/sshd -D -e -f "$WORK/sshd_config" 2>&1 | while IFS= read -r line; do
+    printf '%s srv sshd[%d]: %s\n' "$(date '+%b %e %T')" "$$" "$line"
+  done >>"$WORK/auth.log" ) &
 mkdir -p "$WORK/www"; echo "hello from the moat demo" >"$WORK/www/index.html"
 cat >"$WORK/nginx.conf" <<CFG
 daemon on;
@@ -76,7 +81,8 @@ sleep 1
 
 SSH=(ssh -i "$WORK/admin" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR)
 M=("$MOAT" --config "$WORK/etc/moat.toml" --state-dir "$WORK/state" --run-dir "$WORK/run")
-mkdir -p "$WORK/etc"; cp "$(dirname "$0")/../examples/server.toml" "$WORK/etc/moat.toml"
+mkdir -p "$WORK/etc"
+sed "s#/var/log/auth.log#$WORK/auth.log#" "$(dirname "$0")/../examples/server.toml" >"$WORK/etc/moat.toml"
 
 step "Before moat: nmap from the internet finds everything"
 in_ns $NET nmap -n -Pn -sS -p 22,80,443,5432,8080 203.0.113.1 | grep -E '^[0-9]+/'
@@ -92,12 +98,12 @@ step "The admin applies it over SSH with a rollback timer, then confirms"
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") up --confirm 60s"
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}") confirm"
 
-step "The lockout guard: over SSH, a rule that would refuse the admin's next login is refused"
-sed 's#"198.51.100.0/24", "2001:db8:a::/64"#"192.0.2.0/24"#' "$WORK/etc/moat.toml" >"$WORK/etc/locked.toml"
-echo "(a copy of the policy whose admins network no longer holds the admin: $WORK/etc/locked.toml)"
+step "The lockout guard: over SSH, a policy that would refuse the admin's next login is refused"
+printf '[defaults]\nincoming = "deny"\n\n[[rule]]\naction = "allow"\napp = "www-full"\n' >"$WORK/etc/locked.toml"
+echo "(a policy that opens only the web: $WORK/etc/locked.toml)"
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 "$(printf '%q ' "${M[@]}" | sed "s#$WORK/etc/moat.toml#$WORK/etc/locked.toml#") up" || echo "(exit code $?: refused, nothing changed)"
 
-step "After moat: nmap from the internet (IPv4, then IPv6) finds only the web"
+step "After moat: nmap from the internet (IPv4, then IPv6) finds only SSH (rate-limited) and the web"
 in_ns $NET nmap -n -Pn -sS -p 22,80,443,5432,8080 203.0.113.1 | grep -E '^[0-9]+/'
 in_ns $NET nmap -6 -n -Pn -sS -p 22,80,443,5432,8080 2001:db8:b::1 | grep -E '^[0-9]+/'
 step "The internet gets the web page"
@@ -110,7 +116,22 @@ in_ns $ADM "${SSH[@]}" root@2001:db8:a::1 'echo "ssh over IPv6 works: $SSH_CONNE
 step "A stealth scan (nmap -sX) is dropped by the bad-flags guard"
 in_ns $NET nmap -n -Pn -sX -p 22,80,5432 203.0.113.1 | grep -E '^[0-9]+/'
 
+step "The ban engine: moat run follows sshd's log; hydra guesses passwords from the internet"
+in_ns $SRV "${M[@]}" run >"$WORK/daemon.log" 2>&1 &
+for _ in $(seq 50); do in_ns $SRV "${M[@]}" jails >/dev/null 2>&1 && break; sleep 0.1; done
+printf '123456\npassword\nqwerty\nletmein\nadmin\nroot\ntoor\nchangeme\n' >"$WORK/words"
+(cd "$WORK" && in_ns $NET timeout 20 hydra -I -l admin -P "$WORK/words" -t 4 ssh://203.0.113.1 >"$WORK/hydra.log" 2>&1 &)
+for _ in $(seq 100); do in_ns $SRV "${M[@]}" bans | grep -q 203.0.113.66 && break; sleep 0.1; done
+in_ns $SRV "${M[@]}" bans
+echo "The attacker now reaches nothing, not even the web:"
+in_ns $NET nmap -n -Pn -sS -p 22,80,443 203.0.113.1 | grep -E '^[0-9]+/'
+
+step "The admin mistypes their password 6 times: allowlisted, never banned"
+for _ in 1 2 3 4 5 6; do in_ns $ADM sshpass -p wrong ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PreferredAuthentications=password -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o ConnectTimeout=3 -o LogLevel=ERROR admin@198.51.100.1 true 2>/dev/null || true; done
+in_ns $ADM "${SSH[@]}" root@198.51.100.1 'echo "the admin still gets in"'
+grep -m1 "not banning an allowlisted" "$WORK/daemon.log" | sed 's/^/  daemon: /' || true
+
 step "moat status verbose"
-in_ns $SRV "${M[@]}" status verbose
+in_ns $SRV "${M[@]}" status verbose || true
 
 step "Done; removing the namespaces"
