@@ -27,6 +27,9 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzParseArgs -fuzztime=30s ./internal/policy/
 	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=30s ./internal/config/
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./internal/appprofile/
+	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./internal/sensor/journal/
+	$(GO) test -run=^$$ -fuzz=FuzzSSHDMatch -fuzztime=30s -fuzzminimizetime=3s ./internal/detect/authfail/
+	$(GO) test -run=^$$ -fuzz=FuzzCompile -fuzztime=30s -fuzzminimizetime=3s ./internal/detect/authfail/
 
 demo: build
 	./scripts/demo.sh $(CURDIR)/$(BIN)
