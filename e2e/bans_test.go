@@ -368,3 +368,28 @@ func TestBanCutsOpenConnection(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 }
+
+// TestReload: a broken configuration is refused with its position and the
+// old one keeps running; a good one is swapped in.
+func TestReload(t *testing.T) {
+	b := newBed(t)
+	logPath := filepath.Join(b.dir, "auth.log")
+	must(t, os.WriteFile(logPath, nil, 0o600))
+	good := fmt.Sprintf(banPolicy, "10m", logPath)
+	b.writePolicy(good)
+	b.mustMoat("up")
+	b.daemon(t)
+	b.writePolicy(good + "\n[jail.sshd2]\nlogpath = [\"" + logPath + "\"]\nmaxretry = \"three\"\n")
+	out, code := b.moat("reload")
+	if code == 0 || !strings.Contains(out, "moat.toml:") || !strings.Contains(out, "maxretry") {
+		t.Errorf("broken reload: exit %d\n%s", code, out)
+	}
+	if jails := b.mustMoat("jails"); !strings.Contains(jails, "sshd") || strings.Contains(jails, "sshd2") {
+		t.Errorf("after a refused reload:\n%s", jails)
+	}
+	b.writePolicy(good + "\n[jail.sshd2]\nfilter = \"sshd\"\nmode = \"aggressive\"\nlogpath = [\"" + logPath + "\"]\n")
+	b.mustMoat("reload")
+	if jails := b.mustMoat("jails"); !strings.Contains(jails, "sshd2") {
+		t.Errorf("after a good reload:\n%s", jails)
+	}
+}

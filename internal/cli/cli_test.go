@@ -166,3 +166,20 @@ func TestInstallUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRefusesGreedyFilter: a custom filter whose pattern could take the
+// address from attacker-controlled text is refused at load, with its place.
+func TestCheckRefusesGreedyFilter(t *testing.T) {
+	m := newMoat(t)
+	m.must("init")
+	f, err := os.OpenFile(filepath.Join(m.dir, "etc", "moat.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[filter.myapp]\nfailregex = ['^myapp: login failed .* from <HOST>']\n\n[jail.myapp]\nlogpath = [\"/var/log/myapp.log\"]\n")
+	f.Close()
+	out, code := m.run("check")
+	if code != ExitConfig || !strings.Contains(out, "filter.myapp.failregex") || !strings.Contains(out, "moat.toml:") {
+		t.Errorf("greedy custom filter: exit %d\n%s", code, out)
+	}
+}
