@@ -21,6 +21,28 @@ type Observation struct {
 	Comm    string // _COMM
 	UID     int    // _UID
 	PID     int    // _PID
+
+	// Packet is set for packet observations (NFLOG, kernel log lines):
+	// the firewall logged the packet with Prefix (e.g. "moat:in:drop:default ").
+	Packet *Packet
+	Prefix string
+}
+
+// Packet is the header fields of one logged packet. All of it can be
+// forged by whoever sent the packet: never ban on it alone.
+type Packet struct {
+	Src, Dst         netip.Addr
+	Proto            uint8 // 6 tcp, 17 udp, 1 icmp, 58 icmpv6
+	SrcPort, DstPort uint16
+	TCPFlags         uint8  // FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80
+	ICMPType         uint8
+	TTL              uint8  // or IPv6 hop limit
+	Window           uint16 // TCP window
+	Length           uint16 // IP total length
+	// TCPOptions is the TCP options' kinds in order, with the MSS and
+	// window scale values (for passive OS fingerprinting), e.g.
+	// "M1460,S,T,N,W7"; empty without options.
+	TCPOptions string
 }
 
 // Finding is a detector's conclusion that an address misbehaved.
