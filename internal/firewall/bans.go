@@ -26,11 +26,12 @@ func BanSets(table string) []nft.SetRef {
 }
 
 // banSets declares the ban sets. They are kept across Replace, so
-// reloading the policy never lifts a ban.
+// reloading the policy never lifts a ban. The single-address sets are
+// dynamic: trap rules add to them from the packet path.
 func banSets() []*nft.Set {
 	return []*nft.Set{
-		{Name: BanSetV4, Type: nft.KeyIPv4, Timeouts: true, Keep: true, Comment: "banned addresses"},
-		{Name: BanSetV6, Type: nft.KeyIPv6, Timeouts: true, Keep: true, Comment: "banned addresses"},
+		{Name: BanSetV4, Type: nft.KeyIPv4, Dynamic: true, Timeouts: true, Keep: true, Comment: "banned addresses"},
+		{Name: BanSetV6, Type: nft.KeyIPv6, Dynamic: true, Timeouts: true, Keep: true, Comment: "banned addresses"},
 		{Name: BanPrefixSetV4, Type: nft.KeyIPv4, Interval: true, Timeouts: true, Keep: true, Comment: "banned networks"},
 		{Name: BanPrefixSetV6, Type: nft.KeyIPv6, Interval: true, Timeouts: true, Keep: true, Comment: "banned networks"},
 	}

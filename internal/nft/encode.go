@@ -670,6 +670,8 @@ func (re *ruleEnc) expr(x Expr) error {
 			return err
 		}
 		re.add(l)
+	case *SetAdd:
+		return re.setAdd(x)
 	case *Meter:
 		return re.meter(x)
 	case *CtCount:
@@ -1018,6 +1020,34 @@ func (re *ruleEnc) meter(x *Meter) error {
 		re.add(&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: size, Mask: mask, Xor: make([]byte, size)})
 	}
 	re.add(&expr.Dynset{SrcRegKey: reg, SetName: x.Set, SetID: id, Operation: op, Exprs: []expr.Any{inner}})
+	return nil
+}
+
+func (re *ruleEnc) setAdd(x *SetAdd) error {
+	s, id, err := re.namedSet(x.Set)
+	if err != nil {
+		return err
+	}
+	if want := addrKeyType(x.V6); s.Type != want {
+		return invalidf("set %s holds %s, not %s", x.Set, s.Type, want)
+	}
+	if x.Timeout < 0 || x.Timeout%time.Millisecond != 0 {
+		return invalidf("timeout %v: want whole milliseconds", x.Timeout)
+	}
+	if x.Timeout > 0 && s.Timeout == 0 && !s.Timeouts {
+		return invalidf("set %s has no timeout flag", x.Set)
+	}
+	if !s.Dynamic {
+		// nft marks a set that rules add to as dynamic; say so, so that
+		// text and netlink agree and a kept set keeps its shape.
+		return invalidf("set %s is added to by a rule but is not dynamic", x.Set)
+	}
+	if err := re.needFamily(x.V6); err != nil {
+		return err
+	}
+	off, size, _ := addrOffset(Src, x.V6)
+	re.add(&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
+	re.add(&expr.Dynset{SrcRegKey: reg, SetName: x.Set, SetID: id, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: x.Timeout})
 	return nil
 }
 

@@ -111,6 +111,12 @@ type (
 		PrefixLen int             `json:"prefix_len,omitempty"`
 		Stmt      json.RawMessage `json:"stmt"`
 	}
+	jsonSetAdd struct {
+		Type    string `json:"type"`
+		Set     string `json:"set"`
+		V6      bool   `json:"v6,omitempty"`
+		Timeout string `json:"timeout,omitempty"`
+	}
 	jsonCtCount struct {
 		Type string `json:"type"`
 		N    uint32 `json:"n"`
@@ -442,6 +448,12 @@ func marshalExpr(x Expr) (json.RawMessage, error) {
 		v = jsonMeter{"meter", x.Set, x.V6, x.PrefixLen, stmt}
 	case *CtCount:
 		v = jsonCtCount{"ct_count", x.N, x.Over}
+	case *SetAdd:
+		j := jsonSetAdd{Type: "set_add", Set: x.Set, V6: x.V6}
+		if x.Timeout > 0 {
+			j.Timeout = x.Timeout.String()
+		}
+		v = j
 	case *Counter:
 		v = jsonCounter{"counter"}
 	case *Log:
@@ -572,6 +584,20 @@ func unmarshalExpr(raw json.RawMessage) (Expr, error) {
 			m.Stmt = stmt
 		}
 		return m, nil
+	case "set_add":
+		var j jsonSetAdd
+		if err := strictUnmarshal(raw, &j); err != nil {
+			return nil, err
+		}
+		a := &SetAdd{Set: j.Set, V6: j.V6}
+		if j.Timeout != "" {
+			d, err := time.ParseDuration(j.Timeout)
+			if err != nil {
+				return nil, err
+			}
+			a.Timeout = d
+		}
+		return a, nil
 	case "ct_count":
 		var j jsonCtCount
 		if err := strictUnmarshal(raw, &j); err != nil {

@@ -194,6 +194,17 @@ type CtCount struct {
 	Over bool
 }
 
+// SetAdd adds the packet's source address (family V6) to a named set, with
+// its own Timeout if non-zero: add @Set { ip saddr [timeout T] }. It is
+// how the kernel itself bans (a completed handshake on a trap port) or
+// blocks (a source over the probe meter) without waiting for the daemon.
+// The nfproto match must precede it in the rule.
+type SetAdd struct {
+	Set     string
+	V6      bool
+	Timeout time.Duration
+}
+
 // Counter counts packets and bytes that reach it.
 type Counter struct{}
 
@@ -264,5 +275,6 @@ func (*Limit) isExpr()    {}
 func (*Meter) isExpr()    {}
 func (*CtCount) isExpr()  {}
 func (*Counter) isExpr()  {}
+func (*SetAdd) isExpr()   {}
 func (*Log) isExpr()      {}
 func (*Verdict) isExpr()  {}

@@ -247,6 +247,15 @@ func exprText(e Expr) string {
 			key += " and " + maskText(e.V6, e.PrefixLen)
 		}
 		return fmt.Sprintf("%s @%s { %s %s }", op, e.Set, key, exprText(e.Stmt))
+	case *SetAdd:
+		key := "ip saddr"
+		if e.V6 {
+			key = "ip6 saddr"
+		}
+		if e.Timeout > 0 {
+			key += " timeout " + nftDuration(e.Timeout)
+		}
+		return fmt.Sprintf("add @%s { %s }", e.Set, key)
 	case *CtCount:
 		if e.Over {
 			return fmt.Sprintf("ct count over %d", e.N)

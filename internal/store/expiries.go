@@ -1,0 +1,52 @@
+package store
+
+import (
+	"database/sql"
+	"net/netip"
+	"time"
+)
+
+// BanExpiry is a ban in force reduced to what the kernel needs: its prefix
+// and when it ends (zero: permanent).
+type BanExpiry struct {
+	Prefix  netip.Prefix
+	Expires time.Time
+}
+
+// ActiveBanExpiries returns the prefix and expiry of every ban in force at
+// now, in no particular order. It reads neither the evidence nor the other
+// descriptive columns, so it is the cheap way to put a large store's bans
+// back into the kernel at start (ActiveBans decodes every row's evidence
+// JSON and sorts).
+func (s *Store) ActiveBanExpiries(now time.Time) ([]BanExpiry, error) {
+	var n int
+	if err := s.r.QueryRow(`SELECT count(*) FROM bans WHERE `+active, now.UnixMilli()).Scan(&n); err != nil {
+		return nil, s.wrap("list ban expiries", err)
+	}
+	rows, err := s.r.Query(`SELECT prefix, expires FROM bans WHERE `+active, now.UnixMilli())
+	if err != nil {
+		return nil, s.wrap("list ban expiries", err)
+	}
+	defer rows.Close()
+	out := make([]BanExpiry, 0, n)
+	var (
+		prefix  []byte // RawBytes-like reuse: no string per row
+		expires sql.NullInt64
+	)
+	for rows.Next() {
+		if err := rows.Scan(&prefix, &expires); err != nil {
+			return nil, s.wrap("list ban expiries", err)
+		}
+		p, err := netip.ParsePrefix(string(prefix))
+		if err != nil {
+			s.logf("store: skipping ban with unreadable prefix %q: %v", clip(string(prefix), 64), err)
+			continue
+		}
+		b := BanExpiry{Prefix: p}
+		if expires.Valid {
+			b.Expires = time.UnixMilli(expires.Int64)
+		}
+		out = append(out, b)
+	}
+	return out, s.wrap("list ban expiries", rows.Err())
+}
