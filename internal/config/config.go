@@ -38,10 +38,12 @@ type File struct {
 	Limit    Limit               `toml:"limit"`
 	Rules    []policy.Spec       `toml:"rule"`
 
-	Daemon  DaemonFile            `toml:"daemon"`
-	Bans    BansFile              `toml:"bans"`
-	Jails   map[string]JailFile   `toml:"jail"`
-	Filters map[string]FilterFile `toml:"filter"`
+	Daemon   DaemonFile            `toml:"daemon"`
+	Bans     BansFile              `toml:"bans"`
+	Scan     ScanFile              `toml:"scan"`
+	Honeypot HoneypotFile          `toml:"honeypot"`
+	Jails    map[string]JailFile   `toml:"jail"`
+	Filters  map[string]FilterFile `toml:"filter"`
 }
 
 // Firewall is the [firewall] table.
@@ -96,6 +98,8 @@ func Defaults() File {
 		Logging:  Logging{Level: "low", Rate: "3/minute", NFLogGroup: 100, NFLogRate: "100/second", Prefix: "moat"},
 		Limit:    Limit{Rate: "6/30s", IPv6Prefix: 64, TableSize: 65536},
 		Bans:     defaultBans(),
+		Scan:     defaultScan(),
+		Honeypot: defaultHoneypot(),
 	}
 }
 
@@ -114,10 +118,12 @@ type Loaded struct {
 	Apps        *appprofile.Catalogue
 	HandWritten int // number of rules from moat.toml; they come first
 
-	Daemon  DaemonFile
-	Bans    Bans
-	Jails   []Jail
-	Filters []Filter
+	Daemon   DaemonFile
+	Bans     Bans
+	Jails    []Jail
+	Filters  []Filter
+	Scan     Scan
+	Honeypot HoneypotFile
 }
 
 // CheckFilters, when set, validates jail filters and custom filter patterns
@@ -153,7 +159,6 @@ func load(path string, data []byte) (*Loaded, error) {
 	v := &validator{file: path, loc: loc, filters: CheckFilters}
 	pol := v.policy(&f)
 	ld.Daemon = f.Daemon
-	v.daemonParts(&f, ld, pol.Networks)
 
 	var managedLoc *locator
 	if rdata, err := readFile(ld.RulesPath); err == nil {
@@ -198,11 +203,12 @@ func load(path string, data []byte) (*Loaded, error) {
 		r.Origin = policy.Origin{File: ld.RulesPath, Line: managedLoc.at("rule." + strconv.Itoa(i+1)).Line, Managed: true}
 		pol.Rules = append(pol.Rules, r)
 	}
+	ld.Policy = pol
+	v.daemonParts(&f, ld, pol.Networks)
 	errs := append(v.errs, mv.errs...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	ld.Policy = pol
 	return ld, nil
 }
 
@@ -279,6 +285,11 @@ func readFile(path string) ([]byte, error) {
 	return data[:n], nil
 }
 
+var durationKeys = map[string]bool{
+	"bans.bantime": true, "bans.findtime": true, "bans.max_bantime": true, "bans.forget_after": true,
+	"scan.kernel_block_time": true, "scan.bantime": true, "scan.window": true, "honeypot.bantime": true,
+}
+
 // checkDurationKinds refuses a bare number where a duration belongs
 // ("bantime = 600": seconds? minutes?). The decoder would report it without
 // a position, so it is checked here first.
@@ -287,7 +298,7 @@ func checkDurationKinds(path string, loc *locator) error {
 	for key, kind := range loc.kinds {
 		parts := strings.Split(key, ".")
 		last := parts[len(parts)-1]
-		isDur := (len(parts) == 2 && parts[0] == "bans" && slices.Contains([]string{"bantime", "findtime", "max_bantime", "forget_after"}, last)) ||
+		isDur := (len(parts) == 2 && durationKeys[parts[0]+"."+last]) ||
 			(len(parts) == 3 && parts[0] == "jail" && (last == "bantime" || last == "findtime"))
 		if isDur && kind != unstable.String {
 			s := loc.pos[key]
@@ -341,8 +352,10 @@ func decodeStrict(path string, data []byte, v any) error {
 
 // knownKeys lists every key per table, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":         {"firewall", "defaults", "networks", "guards", "logging", "limit", "rule", "daemon", "bans", "jail", "filter"},
+	"":         {"firewall", "defaults", "networks", "guards", "logging", "limit", "rule", "daemon", "bans", "jail", "filter", "scan", "honeypot"},
 	"daemon":   {"socket", "database"},
+	"scan":     {"kernel_block", "kernel_rate", "kernel_block_time", "detect", "auto_block", "bantime", "budget", "window"},
+	"honeypot": {"tcp", "udp", "bantime", "listen"},
 	"jail.*":   {"enabled", "filter", "mode", "logpath", "journal", "maxretry", "findtime", "bantime"},
 	"filter.*": {"failregex", "ignoreregex", "prefix"},
 	"bans":     {"bantime", "findtime", "maxretry", "multiplier", "max_bantime", "forget_after", "permanent_after", "ipv6_prefix", "aggregate_v4", "aggregate_v6", "allowlist"},

@@ -45,6 +45,36 @@ type JailFile struct {
 	BanTime  *Duration `toml:"bantime"`
 }
 
+// ScanFile is the [scan] table.
+type ScanFile struct {
+	KernelBlock     bool     `toml:"kernel_block"`
+	KernelRate      string   `toml:"kernel_rate"`
+	KernelBlockTime Duration `toml:"kernel_block_time"`
+	Detect          bool     `toml:"detect"`
+	AutoBlock       int      `toml:"auto_block"`
+	BanTime         Duration `toml:"bantime"`
+	Budget          int      `toml:"budget"`
+	Window          Duration `toml:"window"`
+}
+
+// HoneypotFile is the [honeypot] table.
+type HoneypotFile struct {
+	TCP     []int    `toml:"tcp"`
+	UDP     []int    `toml:"udp"`
+	BanTime Duration `toml:"bantime"`
+	Listen  bool     `toml:"listen"`
+}
+
+// Scan is the validated [scan] table (daemon side; the kernel side is in
+// policy.Policy.Scan).
+type Scan struct {
+	Detect    bool
+	AutoBlock int
+	BanTime   time.Duration
+	Budget    int
+	Window    time.Duration
+}
+
 // FilterFile is one [filter.NAME] table: a custom filter.
 type FilterFile struct {
 	FailRegex   []string `toml:"failregex"`
@@ -134,6 +164,7 @@ func (v *validator) daemonParts(f *File, ld *Loaded, networks map[string][]netip
 		out.Allowlist = append(out.Allowlist, p)
 	}
 	ld.Bans = out
+	v.scanParts(f, ld)
 
 	names := make([]string, 0, len(f.Filters))
 	for name := range f.Filters {
@@ -237,4 +268,109 @@ func (v *validator) aggregate(path, s string, minBits, maxBits int) Aggregate {
 		return Aggregate{}
 	}
 	return Aggregate{Count: c, Bits: b}
+}
+
+func defaultScan() ScanFile {
+	return ScanFile{KernelBlock: true, KernelRate: "5/second", KernelBlockTime: dur(time.Minute), Detect: true, AutoBlock: 0,
+		BanTime: dur(10 * time.Minute), Budget: 60, Window: dur(time.Minute)}
+}
+
+func defaultHoneypot() HoneypotFile {
+	return HoneypotFile{BanTime: dur(24 * time.Hour), Listen: true}
+}
+
+// scanParts validates [scan] and [honeypot] into the policy (kernel side)
+// and the loaded config (daemon side).
+func (v *validator) scanParts(f *File, ld *Loaded) {
+	s := f.Scan
+	sc := Scan{Detect: s.Detect, AutoBlock: s.AutoBlock, BanTime: s.BanTime.D, Budget: s.Budget, Window: s.Window.D}
+	if sc.AutoBlock < 0 || sc.AutoBlock > 5 {
+		v.add("scan.auto_block", fmt.Errorf("danger level %d out of range 0-5 (0: never block on scans)", sc.AutoBlock))
+	}
+	if sc.BanTime <= 0 {
+		v.add("scan.bantime", fmt.Errorf("must be positive"))
+	}
+	if sc.Budget < 1 || sc.Budget > 100000 {
+		v.add("scan.budget", fmt.Errorf("%d out of range 1-100000 new scan bans per minute", sc.Budget))
+	}
+	if sc.Window < time.Second || sc.Window > 24*time.Hour {
+		v.add("scan.window", fmt.Errorf("must be between 1s and 1d"))
+	}
+	ld.Scan = sc
+	ld.Honeypot = f.Honeypot
+	if ld.Policy == nil {
+		return
+	}
+	p := ld.Policy
+	p.Allowlist = append(p.Allowlist, ld.Bans.Allowlist...)
+	p.Scan = policy.ScanGuard{Block: s.KernelBlock, BlockTime: s.KernelBlockTime.D, Size: 8192}
+	if s.KernelBlock {
+		p.Scan.Rate = v.rate("scan.kernel_rate", s.KernelRate, false)
+		if p.Scan.BlockTime < time.Second || p.Scan.BlockTime > time.Hour {
+			v.add("scan.kernel_block_time", fmt.Errorf("must be between 1s and 1h: a block on packet evidence stays short"))
+		}
+	}
+	h := f.Honeypot
+	p.Honeypot.BanTime = h.BanTime.D
+	if p.Honeypot.BanTime <= 0 {
+		v.add("honeypot.bantime", fmt.Errorf("must be positive"))
+	}
+	seen := map[int]bool{}
+	for _, side := range []struct {
+		key   string
+		ports []int
+		out   *[]uint16
+	}{{"tcp", h.TCP, &p.Honeypot.TCP}, {"udp", h.UDP, &p.Honeypot.UDP}} {
+		for k := range seen {
+			delete(seen, k)
+		}
+		for i, port := range side.ports {
+			path := "honeypot." + side.key + "." + strconv.Itoa(i+1)
+			if port < 1 || port > 65535 {
+				v.add(path, fmt.Errorf("port %d out of range 1-65535", port))
+				continue
+			}
+			if seen[port] {
+				v.add(path, fmt.Errorf("port %d listed twice", port))
+				continue
+			}
+			seen[port] = true
+			if side.key == "tcp" && slices.Contains(p.SSHPorts, uint16(port)) {
+				v.add(path, fmt.Errorf("port %d is an SSH port; a trap there would ban your admins", port))
+				continue
+			}
+			if r, ok := allowsPort(p, side.key, uint16(port)); ok {
+				v.add(path, fmt.Errorf("port %d is opened by rule %d (%s): a trap must be a port nothing legitimate uses", port, r+1, p.Rules[r].Summary()))
+				continue
+			}
+			*side.out = append(*side.out, uint16(port))
+		}
+	}
+}
+
+// allowsPort finds an inbound allow or limit rule that admits proto/port.
+func allowsPort(p *policy.Policy, proto string, port uint16) (int, bool) {
+	for i, r := range p.Rules {
+		if r.Direction != policy.In || (r.Action != policy.Allow && r.Action != policy.Limit) {
+			continue
+		}
+		if r.App != "" {
+			for _, s := range r.Services {
+				if (s.Proto == "" || string(s.Proto) == proto) && s.Ports.Contains(port) {
+					return i, true
+				}
+			}
+			continue
+		}
+		if len(r.To.Ports) == 0 {
+			if r.Proto == policy.ProtoAny || string(r.Proto) == proto {
+				return i, true // all ports
+			}
+			continue
+		}
+		if (r.Proto == policy.ProtoAny || string(r.Proto) == proto) && r.To.Ports.Contains(port) {
+			return i, true
+		}
+	}
+	return 0, false
 }

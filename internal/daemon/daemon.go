@@ -55,6 +55,7 @@ type Daemon struct {
 
 	storeErr atomic.Pointer[string]
 	repairs  atomic.Uint64
+	traps    trapStats
 
 	mu      sync.RWMutex // guards the fields below, swapped on reload
 	cfg     *config.Loaded
@@ -146,6 +147,14 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Go(func() { d.enforceLoop(ctx) })
 	wg.Go(func() { d.maintain(ctx) })
 
+	if err := d.syncAllow(); err != nil {
+		d.log.Warn("fill the kernel's allow sets", "err", err)
+	}
+	if cfg.Honeypot.Listen && len(cfg.Policy.Honeypot.TCP) > 0 {
+		if err := d.listenTraps(ctx, cfg.Policy.Honeypot.TCP); err != nil {
+			return err
+		}
+	}
 	pipe, err := d.newPipeline(cfg)
 	if err != nil {
 		return err
@@ -335,6 +344,9 @@ func decidePolicy(cfg *config.Loaded) decide.Policy {
 	for _, j := range cfg.Jails {
 		p.Jails[j.Name] = decide.JailPolicy{BanTime: j.BanTime}
 	}
+	p.Jails["honeypot"] = decide.JailPolicy{BanTime: cfg.Policy.Honeypot.BanTime}
+	p.Jails["portscan"] = decide.JailPolicy{BanTime: cfg.Scan.BanTime}
+	p.Budget = decide.Budget{PerMinute: cfg.Scan.Budget}
 	return p
 }
 
@@ -421,6 +433,8 @@ func (d *Daemon) maintain(ctx context.Context) {
 	defer repair.Stop()
 	slow := time.NewTicker(30 * time.Second)
 	defer slow.Stop()
+	allow := time.NewTicker(2 * time.Second)
+	defer allow.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -440,6 +454,12 @@ func (d *Daemon) maintain(ctx context.Context) {
 				continue
 			}
 			d.repairs.Add(1)
+		case <-allow.C:
+			// Cheap (a few elements), and it puts the dynamic entries back
+			// after `moat up` rebuilt the table from the policy.
+			if err := d.syncAllow(); err != nil {
+				d.log.Warn("fill the kernel's allow sets", "err", err)
+			}
 		case <-slow.C:
 			if err := d.allow.Refresh(); err != nil {
 				d.log.Warn("allowlist refresh", "err", err)

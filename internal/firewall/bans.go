@@ -1,7 +1,12 @@
 package firewall
 
 import (
+	"net/netip"
+	"slices"
+	"time"
+
 	"github.com/moat-sec/moat/internal/nft"
+	"github.com/moat-sec/moat/internal/policy"
 )
 
 // Ban set names: single addresses and prefixes, per family. Each element
@@ -14,6 +19,50 @@ const (
 	BanPrefixSetV6 = "banpfx_v6"
 	chainBans      = "bans"
 )
+
+// Kernel sets of the scan block and the traps.
+const (
+	AllowSetV4  = "allow_v4"
+	AllowSetV6  = "allow_v6"
+	scanSetV4   = "scan_v4"
+	scanSetV6   = "scan_v6"
+	probeSetV4  = "probe_v4"
+	probeSetV6  = "probe_v6"
+	trapTCPSet  = "trap_tcp"
+	trapUDPSet  = "trap_udp"
+	chainTraps  = "traps"
+	trapTCPLogs = "trap:tcp"
+)
+
+// builtinAllow is never banned, from the kernel either.
+var builtinAllow = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"), netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("::/128"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("ff00::/8"),
+}
+
+// AllowSets are the kernel's never-ban sets; the daemon adds the host's own
+// addresses, gateways, resolvers and SSH peers to them.
+func AllowSets(table string) []nft.SetRef {
+	return []nft.SetRef{{Table: table, Name: AllowSetV4, Interval: true}, {Table: table, Name: AllowSetV6, V6: true, Interval: true}}
+}
+
+// allowSets declares the never-ban sets: the configured allowlist and the
+// built-in ranges.
+func allowSets(p *policy.Policy) []*nft.Set {
+	var v4, v6 []netip.Prefix
+	for _, pfx := range append(slices.Clone(builtinAllow), p.Allowlist...) {
+		if pfx.Addr().Is4() {
+			v4 = append(v4, pfx)
+		} else {
+			v6 = append(v6, pfx)
+		}
+	}
+	return []*nft.Set{
+		{Name: AllowSetV4, Type: nft.KeyIPv4, Interval: true, Prefixes: normalise(v4), Comment: "never banned"},
+		{Name: AllowSetV6, Type: nft.KeyIPv6, Interval: true, Prefixes: normalise(v6), Comment: "never banned"},
+	}
+}
 
 // BanSets are the kernel sets that hold bans in table.
 func BanSets(table string) []nft.SetRef {
@@ -40,8 +89,20 @@ func banSets() []*nft.Set {
 // bansChain drops everything from a banned source. Base chains jump here
 // before the established-connection guard, so a ban also cuts the
 // connections the source already has open.
-func bansChain() *nft.Chain {
+func bansChain(p *policy.Policy) *nft.Chain {
 	ch := &nft.Chain{Name: chainBans}
+	if p != nil && p.Scan.Block {
+		for _, v6 := range []bool{false, true} {
+			set := scanSetV4
+			if v6 {
+				set = scanSetV6
+			}
+			ch.Rules = append(ch.Rules, &nft.Rule{
+				Exprs:   []nft.Expr{&nft.NfProto{V6: v6}, &nft.Addr{Dir: nft.Src, V6: v6, Set: set}, &nft.Counter{}, drop()},
+				Comment: "moat scan-block " + set,
+			})
+		}
+	}
 	for _, s := range []struct {
 		set string
 		v6  bool
@@ -69,6 +130,124 @@ func CompileBans(table string, priority int) *nft.Table {
 	}{{chainIn, nft.HookInput}, {chainFwd, nft.HookForward}} {
 		t.Chains = append(t.Chains, &nft.Chain{Name: h.name, Hook: h.hook, Priority: priority, Policy: nft.VerdictAccept, Rules: []*nft.Rule{jumpBans()}})
 	}
-	t.Chains = append(t.Chains, bansChain())
+	t.Chains = append(t.Chains, bansChain(nil))
 	return t
+}
+
+// scanSets declares the probe meters and the short-lived block sets.
+func scanSets(p *policy.Policy) []*nft.Set {
+	if !p.Scan.Block {
+		return nil
+	}
+	meter := max(2*p.Scan.Rate.Per, 10*time.Second)
+	return []*nft.Set{
+		{Name: probeSetV4, Type: nft.KeyIPv4, Dynamic: true, Timeout: meter, Size: 65536, Comment: "dropped probes per source"},
+		{Name: probeSetV6, Type: nft.KeyIPv6, Dynamic: true, Timeout: meter, Size: 65536, Comment: "dropped probes per source"},
+		{Name: scanSetV4, Type: nft.KeyIPv4, Dynamic: true, Timeout: p.Scan.BlockTime, Size: p.Scan.Size, Comment: "scanners, blocked briefly"},
+		{Name: scanSetV6, Type: nft.KeyIPv6, Dynamic: true, Timeout: p.Scan.BlockTime, Size: p.Scan.Size, Comment: "scanners, blocked briefly"},
+	}
+}
+
+// scanBlockRules meter the probes the default policy drops, per source:
+// over the rate, the source goes into the block set for a short time. The
+// bans chain then drops everything from it, the allowed ports included, so
+// a scan learns nothing after its first few probes. Allowlisted sources
+// (and so spoofed probes in their name) are never blocked; the block set's
+// size bounds what a flood of spoofed sources can do.
+func (c *compiler) scanBlockRules() []*nft.Rule {
+	s := c.p.Scan
+	if !s.Block {
+		return nil
+	}
+	rate, unit, burst := limitOf(s.Rate)
+	var out []*nft.Rule
+	for _, v6 := range []bool{false, true} {
+		allow, probe, scan := AllowSetV4, probeSetV4, scanSetV4
+		if v6 {
+			allow, probe, scan = AllowSetV6, probeSetV6, scanSetV6
+		}
+		out = append(out, &nft.Rule{Exprs: []nft.Expr{
+			&nft.NfProto{V6: v6}, &nft.Addr{Dir: nft.Src, V6: v6, Set: allow, Negate: true},
+			&nft.Meter{Set: probe, V6: v6, Stmt: &nft.Limit{Rate: rate, Unit: unit, Burst: burst, Over: true}},
+			&nft.SetAdd{Set: scan, V6: v6}, &nft.Counter{},
+		}, Comment: GuardComment("in", "scan-block")})
+	}
+	return out
+}
+
+// trapSets declares the trap port sets.
+func trapSets(p *policy.Policy) []*nft.Set {
+	var out []*nft.Set
+	if len(p.Honeypot.TCP) > 0 {
+		out = append(out, &nft.Set{Name: trapTCPSet, Type: nft.KeyPort, Ports: portList(p.Honeypot.TCP), Comment: "tcp trap ports"})
+	}
+	if len(p.Honeypot.UDP) > 0 {
+		out = append(out, &nft.Set{Name: trapUDPSet, Type: nft.KeyPort, Ports: portList(p.Honeypot.UDP), Comment: "udp trap ports"})
+	}
+	return out
+}
+
+func portList(ps []uint16) []nft.PortRange {
+	out := make([]nft.PortRange, len(ps))
+	for i, p := range ps {
+		out[i] = nft.PortRange{First: p, Last: p}
+	}
+	return out
+}
+
+// trapsChain bans, in the kernel, the source of a completed TCP handshake
+// on a trap port: the packet that completes it (ct state established) adds
+// the source to the ban set with the honeypot's ban time, in well under a
+// millisecond, and goes on to the listener so the daemon records the ban. A spoofed SYN never completes a handshake, so it bans
+// nobody. New connections to trap ports are accepted so that the daemon's
+// listener can complete them; UDP datagrams are only logged (alert, no
+// ban: their source can be forged).
+func (c *compiler) trapsChain() *nft.Chain {
+	h := c.p.Honeypot
+	if len(h.TCP) == 0 && len(h.UDP) == 0 {
+		return nil
+	}
+	ch := &nft.Chain{Name: chainTraps}
+	group := c.p.Logging.Group
+	logTo := func(kind string) []nft.Expr {
+		if group == 0 {
+			return nil
+		}
+		g := group
+		return []nft.Expr{&nft.Log{Prefix: c.logPrefix("in", "trap", kind), Group: &g}}
+	}
+	if len(h.TCP) > 0 {
+		for _, v6 := range []bool{false, true} {
+			allow, ban := AllowSetV4, BanSetV4
+			if v6 {
+				allow, ban = AllowSetV6, BanSetV6
+			}
+			exprs := []nft.Expr{
+				&nft.Port{Dir: nft.Dst, Proto: nft.ProtoTCP, Set: trapTCPSet}, &nft.CtState{States: nft.CtEstablished},
+				&nft.NfProto{V6: v6}, &nft.Addr{Dir: nft.Src, V6: v6, Set: allow, Negate: true},
+				&nft.SetAdd{Set: ban, V6: v6, Timeout: h.BanTime},
+			}
+			exprs = append(exprs, logTo("tcp")...)
+			// Accept the packet that completed the handshake, so that the
+			// listener sees the connection and the daemon records the ban;
+			// every later packet meets the ban set first.
+			ch.Rules = append(ch.Rules, &nft.Rule{Exprs: append(exprs, &nft.Counter{}, accept()), Comment: "moat trap tcp ban"})
+		}
+		ch.Rules = append(ch.Rules,
+			&nft.Rule{Exprs: []nft.Expr{&nft.Port{Dir: nft.Dst, Proto: nft.ProtoTCP, Set: trapTCPSet}, &nft.CtState{States: nft.CtEstablished}, &nft.Counter{}, accept()},
+				Comment: "moat trap tcp allowlisted"},
+			&nft.Rule{Exprs: []nft.Expr{&nft.Port{Dir: nft.Dst, Proto: nft.ProtoTCP, Set: trapTCPSet},
+				&nft.TCPFlags{Mask: nft.TCPFin | nft.TCPSyn | nft.TCPRst | nft.TCPAck, Value: nft.TCPSyn}, &nft.CtState{States: nft.CtNew},
+				&nft.Counter{}, accept()}, Comment: "moat trap tcp handshake"})
+	}
+	if len(h.UDP) > 0 {
+		exprs := []nft.Expr{&nft.Port{Dir: nft.Dst, Proto: nft.ProtoUDP, Set: trapUDPSet}}
+		if group != 0 {
+			rate, unit, burst := limitOf(c.p.Logging.GroupRate)
+			exprs = append(exprs, &nft.Limit{Rate: rate, Unit: unit, Burst: burst})
+			exprs = append(exprs, logTo("udp")...)
+		}
+		ch.Rules = append(ch.Rules, &nft.Rule{Exprs: append(exprs, &nft.Counter{}, drop()), Comment: "moat trap udp"})
+	}
+	return ch
 }

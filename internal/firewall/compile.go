@@ -37,7 +37,8 @@ type dirInfo struct {
 // Compile turns a policy into the table that enforces it. It fails only on
 // policies that cannot be expressed (which Validate should have refused).
 func Compile(p *policy.Policy) (*nft.Table, error) {
-	c := &compiler{p: p, t: &nft.Table{Name: p.Table, Sets: banSets()}, sets: map[string]bool{}}
+	c := &compiler{p: p, t: &nft.Table{Name: p.Table, Sets: slices.Concat(banSets(), allowSets(p), scanSets(p), trapSets(p))}, sets: map[string]bool{}}
+	traps := c.trapsChain()
 	dirs := []dirInfo{
 		{dir: policy.In, short: "in", base: chainIn, hook: nft.HookInput, deflt: p.Incoming, lo: &nft.IfName{In: true, Name: "lo"}},
 		{dir: policy.Out, short: "out", base: chainOut, hook: nft.HookOutput, deflt: p.Outgoing, lo: &nft.IfName{In: false, Name: "lo"}},
@@ -61,13 +62,19 @@ func Compile(p *policy.Policy) (*nft.Table, error) {
 		if d.dir != policy.Out {
 			base.Rules = append(base.Rules, jumpBans())
 		}
+		if d.dir == policy.In && traps != nil {
+			base.Rules = append(base.Rules, &nft.Rule{Exprs: []nft.Expr{&nft.Verdict{Kind: nft.VerdictJump, Chain: chainTraps}}})
+		}
 		for _, ch := range []*nft.Chain{guard, rules, def} {
 			base.Rules = append(base.Rules, &nft.Rule{Exprs: []nft.Expr{&nft.Verdict{Kind: nft.VerdictJump, Chain: ch.Name}}})
 			others = append(others, ch)
 		}
 		bases = append(bases, base)
 	}
-	c.t.Chains = append(append(append(bases, bansChain()), others...), c.extra...)
+	c.t.Chains = append(append(append(bases, bansChain(p)), others...), c.extra...)
+	if traps != nil {
+		c.t.Chains = append(c.t.Chains, traps)
+	}
 	return c.t, nil
 }
 
@@ -209,6 +216,9 @@ func (c *compiler) defaultChain(d dirInfo) *nft.Chain {
 		verdict := "drop"
 		if d.deflt == policy.Reject {
 			verdict = "reject"
+		}
+		if d.dir == policy.In {
+			ch.Rules = append(ch.Rules, c.scanBlockRules()...)
 		}
 		if c.logs(policy.LogLow) {
 			ch.Rules = append(ch.Rules, c.logRules(nil, d.short, verdict, "default", comment)...)

@@ -221,3 +221,27 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	a, _ := netip.AddrFromSlice(b)
 	return a
 }
+
+// SetElements makes a set hold exactly elems, in one transaction (flush,
+// then add), so that packets never see it empty or half-filled.
+func (c *Conn) SetElements(s SetRef, elems []Element) error {
+	nes, err := s.elements(elems)
+	if err != nil {
+		return fmt.Errorf("nft: fill set %s: %w", s.Name, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	set := s.set()
+	set.HasTimeout = false
+	c.nc.FlushSet(set)
+	if len(nes) > 0 {
+		if err := c.nc.SetAddElements(set, nes); err != nil {
+			_ = c.nc.Flush()
+			return fmt.Errorf("nft: fill set %s: %w", s.Name, err)
+		}
+	}
+	if err := c.nc.Flush(); err != nil {
+		return fmt.Errorf("nft: fill set %s: %w", s.Name, err)
+	}
+	return nil
+}

@@ -24,7 +24,32 @@ type Policy struct {
 	Limit    LimitDefaults
 	SSHPorts []uint16 // ports the lockout guard treats as SSH
 
+	// Allowlist is the configured never-ban set ([bans] allowlist); the
+	// kernel's allow sets hold it (plus loopback, link-local and
+	// multicast), so that rules that ban from the packet path obey it too.
+	Allowlist []netip.Prefix
+	Scan      ScanGuard
+	Honeypot  Honeypot
+
 	Rules []Rule
+}
+
+// ScanGuard blocks scanners in the kernel: a source whose dropped probes
+// go over Rate is blocked for BlockTime, before the daemon has even read
+// the first one. Allowlisted sources are never blocked.
+type ScanGuard struct {
+	Block     bool
+	Rate      Rate          // e.g. 5/second: a burst of 5 dropped probes, then blocked
+	BlockTime time.Duration // how long a kernel block lasts (short: probes can be spoofed)
+	Size      uint32        // at most this many sources blocked at once
+}
+
+// Honeypot is the trap ports: a completed TCP handshake on one bans the
+// source in the kernel; UDP datagrams are only logged (their source can be
+// forged).
+type Honeypot struct {
+	TCP, UDP []uint16
+	BanTime  time.Duration
 }
 
 // Action is what a rule or default does with a packet.

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moat-sec/moat/internal/nettest"
+)
+
+const trapPolicy = `
+[defaults]
+incoming = "deny"
+outgoing = "allow"
+routed = "deny"
+
+[networks]
+admins = ["198.51.100.0/24", "2001:db8:a::/64"]
+
+[[rule]]
+action = "allow"
+app = "ssh"
+
+[[rule]]
+action = "allow"
+port = "80"
+proto = "tcp"
+
+[bans]
+allowlist = ["admins"]
+
+[honeypot]
+tcp = [2323, 3389]
+udp = [1900]
+bantime = "1h"
+
+[jail.sshd]
+logpath = ["%s"]
+`
+
+// inKernelSet reports whether addr is an element of table moat's set.
+func inKernelSet(ns *nettest.NS, set, addr string) bool {
+	out, err := ns.Run("nft", "list", "set", "inet", "moat", set)
+	return err == nil && strings.Contains(out, addr+" ") || strings.Contains(out, addr+",")
+}
+
+// TestHoneypot: a completed handshake on a trap port bans the source in the
+// kernel (IPv4 and IPv6); a spoofed SYN bans nobody; a UDP datagram only
+// alerts; an allowlisted admin is never banned; a connection flood leaves
+// the daemon healthy.
+func TestHoneypot(t *testing.T) {
+	b := newBed(t)
+	nettest.RequireTools(t, "hping3")
+	logPath := filepath.Join(b.dir, "auth.log")
+	must(t, os.WriteFile(logPath, nil, 0o600))
+	listenTCP(b.server, 80)
+	b.writePolicy(fmt.Sprintf(trapPolicy, logPath))
+	b.mustMoat("up")
+	b.daemon(t)
+
+	// A spoofed SYN (source forged as 192.0.2.99) never completes a
+	// handshake.
+	b.inet.Run("hping3", "-S", "-a", "192.0.2.99", "-p", "2323", "-c", "20", "-i", "u10000", serverWan4)
+	// A UDP datagram to a UDP trap: alert only.
+	udp := b.inet.Cmd("socat", "-T", "1", "-", fmt.Sprintf("UDP:%s:1900", serverWan4))
+	udp.Stdin = strings.NewReader("M-SEARCH\n")
+	udp.Run()
+	time.Sleep(300 * time.Millisecond)
+	if bans := b.bans(t); len(bans) != 0 {
+		t.Errorf("spoofed SYNs or a UDP datagram caused bans: %v", bans)
+	}
+	if !tcpOpen(b.inet, serverWan4, 80) {
+		t.Fatal("the internet host lost port 80 before touching a trap")
+	}
+
+	// The real thing, in both families.
+	start := time.Now()
+	tcpOpen(b.inet, serverWan4, 2323)
+	if !inKernelSet(b.server, "ban_v4", inetV4) {
+		t.Fatalf("no kernel ban right after a completed handshake (%v)", time.Since(start))
+	}
+	tcpOpen(b.inet, serverWan6, 3389, "-s", inetV6)
+	if !inKernelSet(b.server, "ban_v6", inetV6) {
+		t.Fatal("no kernel ban for the IPv6 trap connection")
+	}
+	if tcpOpen(b.inet, serverWan4, 80) || tcpOpen(b.inet, serverWan6, 80, "-s", inetV6) {
+		t.Error("a trapped source still reaches port 80")
+	}
+	b.waitBanned(t, inetV4+"/32", true, 2*time.Second)
+	if ban := b.bans(t)[inetV4+"/32"]; ban.Jail != "honeypot" || time.Until(ban.Expires) < 50*time.Minute {
+		t.Errorf("recorded ban = %+v, want jail honeypot for about 1h", ban)
+	}
+
+	// The admin pokes the trap hard: allowlisted, never banned; the daemon
+	// stays healthy through a flood of connections.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 40 {
+				tcpOpen(b.admin, serverAdm4, 2323)
+			}
+		})
+	}
+	wg.Wait()
+	if inKernelSet(b.server, "ban_v4", adminV4) {
+		t.Error("the allowlisted admin was banned by the kernel trap rule")
+	}
+	if _, banned := b.bans(t)[adminV4+"/32"]; banned {
+		t.Error("the allowlisted admin was banned by the daemon")
+	}
+	if out, code := b.moat("status"); code != 0 || !strings.Contains(out, "healthy") {
+		t.Errorf("after a trap flood: exit %d\n%s", code, out)
+	}
+	if !tcpOpen(b.admin, serverAdm4, 80) {
+		t.Error("the admin lost port 80")
+	}
+}
