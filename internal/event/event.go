@@ -34,7 +34,7 @@ type Packet struct {
 	Src, Dst         netip.Addr
 	Proto            uint8 // 6 tcp, 17 udp, 1 icmp, 58 icmpv6
 	SrcPort, DstPort uint16
-	TCPFlags         uint8  // FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80
+	TCPFlags         uint8 // FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80
 	ICMPType         uint8
 	TTL              uint8  // or IPv6 hop limit
 	Window           uint16 // TCP window
