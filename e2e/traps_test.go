@@ -119,3 +119,56 @@ func TestHoneypot(t *testing.T) {
 		t.Error("the admin lost port 80")
 	}
 }
+
+// TestScanBlock: an nmap SYN scan is blocked in the kernel after a few
+// dropped probes, so it finds few of the six open ports; probes forged with
+// the allowlisted admin's address block nobody.
+func TestScanBlock(t *testing.T) {
+	b := newBed(t)
+	nettest.RequireTools(t, "nmap", "hping3")
+	open := []int{22, 80, 443, 3306, 5432, 8080}
+	for _, p := range open {
+		listenTCP(b.server, p)
+	}
+	b.writePolicy(`
+[defaults]
+incoming = "deny"
+
+[networks]
+admins = ["198.51.100.0/24", "2001:db8:a::/64"]
+
+[bans]
+allowlist = ["admins"]
+
+[[rule]]
+action = "allow"
+port = "22,80,443,3306,5432,8080"
+proto = "tcp"
+`)
+	b.mustMoat("up")
+	// Forged probes in the admin's name, from the internet side.
+	b.inet.Run("hping3", "-S", "-a", adminV4, "--scan", "1000-1100", serverWan4)
+	if inKernelSet(b.server, "scan_v4", adminV4) {
+		t.Fatal("probes forged with the allowlisted admin's address blocked the admin")
+	}
+	if !tcpOpen(b.admin, serverAdm4, 80) {
+		t.Fatal("the admin lost port 80")
+	}
+	out, _ := b.inet.Run("nmap", "-n", "-Pn", "-sS", "-T4", "--top-ports", "1000", "--max-retries", "1", "--host-timeout", "40s", serverWan4)
+	found := 0
+	for _, p := range open {
+		if strings.Contains(out, fmt.Sprintf("%d/tcp open", p)) {
+			found++
+		}
+	}
+	if !inKernelSet(b.server, "scan_v4", inetV4) {
+		t.Fatalf("the scanner is not in the kernel block set\n%s", out)
+	}
+	if found > 3 {
+		t.Errorf("nmap found %d of the 6 open ports, want at most 3 (blocked within a few probes):\n%s", found, out)
+	}
+	t.Logf("nmap found %d of 6 open ports", found)
+	if !tcpOpen(b.admin, serverAdm4, 3306) {
+		t.Error("the admin is affected by the scanner's block")
+	}
+}

@@ -23,6 +23,10 @@ func (e *env) checkCommand() *cobra.Command {
 				return err
 			}
 			fs := policy.Lint(ld.Policy)
+			if ld.Scan.Detect && (ld.Policy.Logging.Level == policy.LogOff || ld.Policy.Logging.Group == 0) {
+				fs = append(fs, policy.Finding{Rule: -1, Severity: policy.SeverityWarning, Code: "scan-blind",
+					Msg: "[scan] detect is on, but dropped packets are not logged to NFLOG ([logging] level off or nflog_group 0): the scan detector will see nothing"})
+			}
 			for _, f := range fs {
 				where := ""
 				if f.Rule >= 0 && f.Rule < len(ld.Policy.Rules) {

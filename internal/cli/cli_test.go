@@ -183,3 +183,15 @@ func TestCheckRefusesGreedyFilter(t *testing.T) {
 		t.Errorf("greedy custom filter: exit %d\n%s", code, out)
 	}
 }
+
+func TestCheckWarnsScanBlind(t *testing.T) {
+	m := newMoat(t)
+	m.must("init")
+	m.must("allow", "http")
+	path := filepath.Join(m.dir, "etc", "moat.toml")
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(data), `level = "low"`, `level = "off"`, 1)), 0o644)
+	if out := m.must("check"); !strings.Contains(out, "scan-blind") {
+		t.Errorf("check with logging off:\n%s", out)
+	}
+}

@@ -258,12 +258,14 @@ func (d *Daemon) restore() error {
 			d.log.Warn("store rebuilt from the kernel's ban sets", "bans", n)
 		}
 	}
-	bans, err := d.store.ActiveBans(time.Now())
+	// Prefixes and expiries only: decoding every ban's evidence took
+	// longer than the kernel takes to load a million bans.
+	bans, err := d.store.ActiveBanExpiries(time.Now())
 	if err != nil {
 		d.log.Error("read bans from the store", "err", err)
 		return nil
 	}
-	var eb []enforce.Ban
+	eb := make([]enforce.Ban, 0, len(bans))
 	for _, b := range bans {
 		if d.allow.Overlaps(b.Prefix) {
 			d.store.RemoveBan(b.Prefix)

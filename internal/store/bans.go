@@ -157,7 +157,11 @@ ON CONFLICT (prefix) DO UPDATE SET
 	offence  = CASE WHEN ` + oldExpired + ` THEN excluded.offence ELSE max(bans.offence, excluded.offence) END`
 	historyHead = `INSERT INTO history (prefix, jail, detector, reason, evidence, created, expires, offence) VALUES `
 
-	active = `(expires IS NULL OR expires > ?)`
+	// active is in force at ?. The unary + keeps SQLite from answering it
+	// with a MULTI-INDEX OR over bans_expires, which looks up every row
+	// and made ActiveBans 1.5x slower than scanning the table; the cheap
+	// listing for the kernel is ActiveBanExpiries.
+	active = `(+expires IS NULL OR +expires > ?)`
 )
 
 // chunkRows is how many bans one INSERT carries: per-statement overhead

@@ -6,6 +6,12 @@ import (
 	"time"
 )
 
+const (
+	activeExpiries = `SELECT prefix, expires FROM bans WHERE expires IS NULL
+		UNION ALL SELECT prefix, expires FROM bans WHERE expires > ?1`
+	activeExpiriesCount = `SELECT (SELECT count(*) FROM bans WHERE expires IS NULL) + (SELECT count(*) FROM bans WHERE expires > ?1)`
+)
+
 // BanExpiry is a ban in force reduced to what the kernel needs: its prefix
 // and when it ends (zero: permanent).
 type BanExpiry struct {
@@ -19,11 +25,14 @@ type BanExpiry struct {
 // back into the kernel at start (ActiveBans decodes every row's evidence
 // JSON and sorts).
 func (s *Store) ActiveBanExpiries(now time.Time) ([]BanExpiry, error) {
+	// Two searches of the covering index bans_expires. Written as one OR,
+	// SQLite plans a MULTI-INDEX OR that looks every row up in the table
+	// (3.4x slower at a million bans).
 	var n int
-	if err := s.r.QueryRow(`SELECT count(*) FROM bans WHERE `+active, now.UnixMilli()).Scan(&n); err != nil {
+	if err := s.r.QueryRow(activeExpiriesCount, now.UnixMilli()).Scan(&n); err != nil {
 		return nil, s.wrap("list ban expiries", err)
 	}
-	rows, err := s.r.Query(`SELECT prefix, expires FROM bans WHERE `+active, now.UnixMilli())
+	rows, err := s.r.Query(activeExpiries, now.UnixMilli())
 	if err != nil {
 		return nil, s.wrap("list ban expiries", err)
 	}

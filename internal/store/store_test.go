@@ -154,7 +154,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Errorf("history lost: %d offences", n)
 	}
 	var version int
-	if err := s.r.QueryRow(`SELECT max(version) FROM schema_version`).Scan(&version); err != nil || version != 1 {
+	if err := s.r.QueryRow(`SELECT max(version) FROM schema_version`).Scan(&version); err != nil || version != 2 {
 		t.Errorf("schema version = %d, %v", version, err)
 	}
 }
