@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moat-sec/moat/internal/procnet"
 )
 
 // Compile-time checks: every source names its reasons.
@@ -191,7 +193,7 @@ func (s *SSHPeers) Entries() ([]Entry, error) {
 	if minAge == 0 {
 		minAge = DefaultSSHMinAge
 	}
-	var socks []socket
+	var socks []procnet.Socket
 	for _, name := range []string{"proc/net/tcp", "proc/net/tcp6"} {
 		f, ok, err := openRooted(s.Root, name)
 		if err != nil {
@@ -200,7 +202,7 @@ func (s *SSHPeers) Entries() ([]Entry, error) {
 		if !ok {
 			continue
 		}
-		got, err := parseProcNetTCP(f)
+		got, err := procnet.Parse(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -213,10 +215,10 @@ func (s *SSHPeers) Entries() ([]Entry, error) {
 	seen := make(map[sockKey]time.Time)
 	var out []Entry
 	for _, so := range socks {
-		if so.state != tcpEstablished || !slices.Contains(ports, so.local.Port()) || so.peer.Addr().IsUnspecified() {
+		if so.State != procnet.Established || !slices.Contains(ports, so.Local.Port()) || so.Peer.Addr().IsUnspecified() {
 			continue
 		}
-		k := sockKey{so.local, so.peer, so.inode}
+		k := sockKey{so.Local, so.Peer, so.Inode}
 		first, ok := s.seen[k]
 		if !ok {
 			if len(seen) >= maxTrackedSockets {
@@ -226,70 +228,11 @@ func (s *SSHPeers) Entries() ([]Entry, error) {
 		}
 		seen[k] = first
 		if minAge < 0 || t.Sub(first) >= minAge {
-			out = append(out, Entry{single(so.peer.Addr()), "ssh session"})
+			out = append(out, Entry{single(so.Peer.Addr()), "ssh session"})
 		}
 	}
 	s.seen = seen
 	return out, nil
-}
-
-const tcpEstablished = 0x01
-
-type socket struct {
-	local, peer netip.AddrPort
-	state       int
-	inode       string
-}
-
-// parseProcNetTCP reads /proc/net/tcp or tcp6.
-func parseProcNetTCP(r io.Reader) ([]socket, error) {
-	var out []socket
-	sc := bufio.NewScanner(r)
-	for line := 0; sc.Scan(); line++ {
-		if line == 0 {
-			continue // header
-		}
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 {
-			continue
-		}
-		local, err := parseHexAddrPort(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line+1, err)
-		}
-		peer, err := parseHexAddrPort(f[2])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line+1, err)
-		}
-		st, err := strconv.ParseUint(f[3], 16, 8)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: bad state %q", line+1, f[3])
-		}
-		out = append(out, socket{local, peer, int(st), f[9]})
-	}
-	return out, sc.Err()
-}
-
-// parseHexAddrPort reads "0100007F:0016": the address as 32-bit words in
-// host (little-endian) order, then the port.
-func parseHexAddrPort(s string) (netip.AddrPort, error) {
-	as, ps, ok := strings.Cut(s, ":")
-	if !ok {
-		return netip.AddrPort{}, fmt.Errorf("bad socket address %q", s)
-	}
-	raw, err := hex.DecodeString(as)
-	if err != nil || (len(raw) != 4 && len(raw) != 16) {
-		return netip.AddrPort{}, fmt.Errorf("bad socket address %q", s)
-	}
-	for i := 0; i < len(raw); i += 4 {
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-	}
-	port, err := strconv.ParseUint(ps, 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bad socket port %q", s)
-	}
-	a, _ := netip.AddrFromSlice(raw)
-	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
 }
 
 // Resolvers is the nameservers of Root/etc/resolv.conf and, behind

@@ -1,8 +1,6 @@
 package lockout
 
 import (
-	"bufio"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/moat-sec/moat/internal/procnet"
 
 	"github.com/moat-sec/moat/internal/policy"
 )
@@ -111,54 +111,17 @@ func fromEnv(v string) (Session, bool) {
 
 // parseProcNet reads the established sockets of /proc/net/tcp or tcp6.
 func parseProcNet(r io.Reader) ([]Session, error) {
-	var out []Session
-	sc := bufio.NewScanner(r)
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue
-		}
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 {
-			continue
-		}
-		if f[3] != "01" { // TCP_ESTABLISHED
-			continue
-		}
-		local, err := parseHexAddrPort(f[1])
-		if err != nil {
-			return nil, err
-		}
-		peer, err := parseHexAddrPort(f[2])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Session{Peer: peer, Local: local, Source: "socket"})
-	}
-	return out, sc.Err()
-}
-
-// parseHexAddrPort reads "0100007F:0016": the address as 32-bit words in
-// host (little-endian) order, the port in hex.
-func parseHexAddrPort(s string) (netip.AddrPort, error) {
-	as, ps, ok := strings.Cut(s, ":")
-	if !ok {
-		return netip.AddrPort{}, fmt.Errorf("bad socket address %q", s)
-	}
-	raw, err := hex.DecodeString(as)
-	if err != nil || (len(raw) != 4 && len(raw) != 16) {
-		return netip.AddrPort{}, fmt.Errorf("bad socket address %q", s)
-	}
-	for i := 0; i < len(raw); i += 4 {
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-	}
-	port, err := strconv.ParseUint(ps, 16, 16)
+	socks, err := procnet.Parse(r)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bad socket port %q", s)
+		return nil, err
 	}
-	a, _ := netip.AddrFromSlice(raw)
-	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+	var out []Session
+	for _, so := range socks {
+		if so.State == procnet.Established {
+			out = append(out, Session{Peer: so.Peer, Local: so.Local, Source: "socket"})
+		}
+	}
+	return out, nil
 }
 
 // Error says why a policy was refused.
