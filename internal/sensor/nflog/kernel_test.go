@@ -157,7 +157,9 @@ func TestKernelSource(t *testing.T) {
 			conn.Close()
 			t.Fatal("connected through a drop rule")
 		}
-		o := next(t, out, func(o event.Observation) bool { return o.Packet.Proto == ProtoTCP && o.Packet.Src == netip.MustParseAddr(c.host) })
+		o := next(t, out, func(o event.Observation) bool {
+			return o.Packet.Proto == ProtoTCP && o.Packet.Src == netip.MustParseAddr(c.host)
+		})
 		p := o.Packet
 		if o.Source != "nflog:100" || o.Prefix != "moat:in:drop:default " {
 			t.Errorf("source %q prefix %q", o.Source, o.Prefix)
