@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/moat-sec/moat/internal/lru"
+
 	"github.com/moat-sec/moat/internal/event"
 )
 
@@ -72,7 +74,7 @@ type Jail struct {
 	comms   []string // acceptable _COMM values, when the filter knows its daemons
 	mu      sync.Mutex
 	session *Session
-	buckets *lru[netip.Prefix, bucket]
+	buckets *lru.Map[netip.Prefix, bucket]
 	stats   JailStats
 }
 
@@ -133,7 +135,7 @@ func NewJail(cfg JailConfig, f *Filter) (*Jail, error) {
 		cfg:     cfg,
 		f:       f,
 		session: f.NewSession(0),
-		buckets: newLRU[netip.Prefix, bucket](cfg.MaxTracked),
+		buckets: lru.New[netip.Prefix, bucket](cfg.MaxTracked),
 	}
 	for _, d := range f.daemons() {
 		// _COMM is the executable's name, cut to 15 bytes by the kernel
@@ -157,7 +159,7 @@ func (j *Jail) Stats() JailStats {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.stats
-	s.Tracked = j.buckets.len()
+	s.Tracked = j.buckets.Len()
 	s.Conns = j.session.Conns()
 	return s
 }
@@ -218,7 +220,7 @@ func (j *Jail) Observe(o event.Observation) *event.Finding {
 	}
 	j.stats.Failures++
 	key := keyFor(r.addr, j.cfg.IPv6Prefix)
-	b, added, evicted := j.buckets.put(key)
+	b, added, evicted := j.buckets.Put(key)
 	if evicted {
 		j.stats.Evicted++
 	}
@@ -259,7 +261,7 @@ func (j *Jail) Observe(o event.Observation) *event.Finding {
 		Evidence: slices.Clone(b.lines),
 		Verified: true,
 	}
-	j.buckets.remove(key)
+	j.buckets.Remove(key)
 	j.stats.Findings++
 	return fd
 }
@@ -268,11 +270,11 @@ func (j *Jail) Observe(o event.Observation) *event.Finding {
 // from the least recently used end, so memory follows the attack rate.
 func (j *Jail) expire(now time.Time) {
 	for range 2 {
-		k, b, ok := j.buckets.oldest()
+		k, b, ok := j.buckets.Oldest()
 		if !ok || len(b.times) > 0 && b.times[len(b.times)-1].After(now.Add(-j.cfg.FindTime)) {
 			return
 		}
-		j.buckets.remove(k)
+		j.buckets.Remove(k)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"time"
 	"unsafe"
+
+	"github.com/moat-sec/moat/internal/lru"
 )
 
 // DefaultSessionConns bounds the connections a Session follows.
@@ -22,7 +24,7 @@ const maxUsers = 4
 // whose failures span lines. It is not safe for concurrent use.
 type Session struct {
 	f     *Filter
-	conns *lru[uint64, conn]
+	conns *lru.Map[uint64, conn]
 	seed  maphash.Seed
 }
 
@@ -53,14 +55,14 @@ func (f *Filter) NewSession(maxConns int) *Session {
 	if maxConns <= 0 {
 		maxConns = DefaultSessionConns
 	}
-	return &Session{f: f, conns: newLRU[uint64, conn](maxConns), seed: maphash.MakeSeed()}
+	return &Session{f: f, conns: lru.New[uint64, conn](maxConns), seed: maphash.MakeSeed()}
 }
 
 // Filter returns the session's filter.
 func (s *Session) Filter() *Filter { return s.f }
 
 // Conns reports how many connections the session follows.
-func (s *Session) Conns() int { return s.conns.len() }
+func (s *Session) Conns() int { return s.conns.Len() }
 
 // Match feeds one line to the session and reports the offender's address
 // when the line completes a failure.
@@ -104,7 +106,7 @@ func (s *Session) process(line []byte, now time.Time) result {
 		return res
 	}
 	key := maphash.Bytes(s.seed, line[ks:ke])
-	c, exists := s.conns.get(key)
+	c, exists := s.conns.Get(key)
 	if exists && !now.IsZero() && !c.seen.IsZero() && now.Sub(c.seen) > connTTL {
 		*c = conn{} // a new connection that reuses the pid
 	}
@@ -122,7 +124,7 @@ func (s *Session) process(line []byte, now time.Time) result {
 			}
 			return res
 		}
-		c, _, _ = s.conns.put(key)
+		c, _, _ = s.conns.Put(key)
 	}
 	if hasAddr {
 		c.addr = m.addr
@@ -154,7 +156,7 @@ func (s *Session) process(line []byte, now time.Time) result {
 	}
 	c.seen = now
 	if r.forget {
-		s.conns.remove(key)
+		s.conns.Remove(key)
 	}
 	return res
 }

@@ -86,32 +86,3 @@ func TestSessionBounded(t *testing.T) {
 		t.Errorf("%d connections kept, want 50", n)
 	}
 }
-
-func TestLRU(t *testing.T) {
-	l := newLRU[int, int](3)
-	for i := range 3 {
-		v, added, _ := l.put(i)
-		*v = i * 10
-		if !added {
-			t.Fatal("not added")
-		}
-	}
-	l.get(0) // 1 is now the oldest
-	if _, _, evicted := l.put(3); !evicted {
-		t.Fatal("no eviction")
-	}
-	if _, ok := l.get(1); ok {
-		t.Error("the least recent entry survived")
-	}
-	if v, ok := l.get(0); !ok || *v != 0 {
-		t.Error("a recent entry was evicted")
-	}
-	l.remove(0)
-	l.remove(0)
-	if k, _, ok := l.oldest(); !ok || k != 2 {
-		t.Errorf("oldest %d", k)
-	}
-	if _, added, evicted := l.put(9); !added || evicted || l.len() != 3 {
-		t.Error("free slot not reused")
-	}
-}

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/moat-sec/moat/internal/lru"
+
 	"github.com/moat-sec/moat/internal/event"
 )
 
@@ -110,7 +112,7 @@ type Detector struct {
 	win       uint32 // Window in ms
 	winNS     int64
 	recentNS  int64
-	srcs      *lru[netip.Addr, source]
+	srcs      *lru.Map[netip.Addr, source]
 	kept      int // port slots allocated (the capacity of every source's entries)
 	budget    int // the most kept may reach
 	seed      maphash.Seed
@@ -171,7 +173,7 @@ func New(cfg Config) *Detector {
 		win:       uint32(cfg.Window / time.Millisecond),
 		winNS:     int64(cfg.Window),
 		recentNS:  int64(cfg.Recent),
-		srcs:      newLRU[netip.Addr, source](cfg.MaxTracked),
+		srcs:      lru.New[netip.Addr, source](cfg.MaxTracked),
 		budget:    max(1<<16, 32*cfg.MaxTracked),
 		seed:      maphash.MakeSeed(),
 	}
@@ -282,17 +284,17 @@ func (d *Detector) Observe(o event.Observation) *event.Finding {
 
 // source returns the state of addr, making room for it if needed.
 func (d *Detector) source(addr netip.Addr) *source {
-	if s, ok := d.srcs.get(addr); ok {
+	if s, ok := d.srcs.Get(addr); ok {
 		return s
 	}
-	if d.srcs.len() >= d.srcs.max {
-		if k, old, ok := d.srcs.oldest(); ok {
+	if d.srcs.Len() >= d.srcs.Cap() {
+		if k, old, ok := d.srcs.Oldest(); ok {
 			d.release(old)
-			d.srcs.remove(k)
+			d.srcs.Remove(k)
 			d.stats.Evicted++
 		}
 	}
-	s, _, _ := d.srcs.put(addr)
+	s, _, _ := d.srcs.Put(addr)
 	return s
 }
 
@@ -301,7 +303,7 @@ func (d *Detector) source(addr netip.Addr) *source {
 // for a Window. A little at a time: at most two per call.
 func (d *Detector) expire(now int64) {
 	for range 2 {
-		k, s, ok := d.srcs.oldest()
+		k, s, ok := d.srcs.Oldest()
 		if !ok {
 			return
 		}
@@ -310,7 +312,7 @@ func (d *Detector) expire(now int64) {
 			return
 		}
 		d.release(s)
-		d.srcs.remove(k)
+		d.srcs.Remove(k)
 	}
 }
 
@@ -530,7 +532,7 @@ func (d *Detector) Scans(now time.Time) []Scan {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []Scan
-	d.srcs.each(func(addr netip.Addr, s *source) {
+	d.srcs.Each(func(addr netip.Addr, s *source) {
 		switch {
 		case s.peak > 0 && now.UnixNano()-s.last <= d.recentNS:
 			out = append(out, scanOf(addr, s))
@@ -604,7 +606,7 @@ func (d *Detector) Top(now time.Time, n int) (attackers []Scan, ports []PortCoun
 	}
 	d.mu.Lock()
 	counts := make(map[uint32]int)
-	d.srcs.each(func(_ netip.Addr, s *source) {
+	d.srcs.Each(func(_ netip.Addr, s *source) {
 		if now.UnixNano()-s.last > d.recentNS {
 			return
 		}
@@ -634,7 +636,7 @@ func (d *Detector) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.stats
-	st.Tracked = d.srcs.len()
+	st.Tracked = d.srcs.Len()
 	st.KeptPorts = d.kept
 	return st
 }

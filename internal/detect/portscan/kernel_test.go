@@ -126,7 +126,7 @@ func TestKernelNmap(t *testing.T) {
 				// Four probes: below danger 1, so not listed; check the
 				// types from the detector's state directly.
 				d.mu.Lock()
-				d.srcs.each(func(a netip.Addr, s *source) { got = scanOf(a, s) })
+				d.srcs.Each(func(a netip.Addr, s *source) { got = scanOf(a, s) })
 				d.mu.Unlock()
 			} else {
 				t.Fatalf("%d observations, %d scans: %+v", n, len(scans), scans)

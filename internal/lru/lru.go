@@ -1,9 +1,9 @@
-package authfail
+package lru
 
-// lru is a bounded map that evicts the least recently used entry. Entries
+// Map is a bounded map that evicts the least recently used entry. Entries
 // live in a slice that grows up to the bound, so a steady state does not
 // allocate.
-type lru[K comparable, V any] struct {
+type Map[K comparable, V any] struct {
 	max   int
 	index map[K]int32
 	nodes []lruNode[K, V]
@@ -18,17 +18,20 @@ type lruNode[K comparable, V any] struct {
 	prev, next int32
 }
 
-func newLRU[K comparable, V any](max int) *lru[K, V] {
+func New[K comparable, V any](max int) *Map[K, V] {
 	if max < 1 {
 		max = 1
 	}
-	return &lru[K, V]{max: max, index: make(map[K]int32), head: -1, tail: -1, free: -1}
+	return &Map[K, V]{max: max, index: make(map[K]int32), head: -1, tail: -1, free: -1}
 }
 
-func (l *lru[K, V]) len() int { return len(l.index) }
+func (l *Map[K, V]) Len() int { return len(l.index) }
 
-// get returns the entry for k, marking it most recent.
-func (l *lru[K, V]) get(k K) (*V, bool) {
+// Cap is the most entries the map holds.
+func (l *Map[K, V]) Cap() int { return l.max }
+
+// Get returns the entry for k, marking it most recent.
+func (l *Map[K, V]) Get(k K) (*V, bool) {
 	i, ok := l.index[k]
 	if !ok {
 		return nil, false
@@ -37,9 +40,9 @@ func (l *lru[K, V]) get(k K) (*V, bool) {
 	return &l.nodes[i].val, true
 }
 
-// put returns the entry for k, adding a zero one (and evicting the least
+// Put returns the entry for k, adding a zero one (and evicting the least
 // recent entry when full) if needed. evicted reports an eviction.
-func (l *lru[K, V]) put(k K) (v *V, added, evicted bool) {
+func (l *Map[K, V]) Put(k K) (v *V, added, evicted bool) {
 	if i, ok := l.index[k]; ok {
 		l.touch(i)
 		return &l.nodes[i].val, false, false
@@ -65,7 +68,8 @@ func (l *lru[K, V]) put(k K) (v *V, added, evicted bool) {
 	return &l.nodes[i].val, true, evicted
 }
 
-func (l *lru[K, V]) remove(k K) {
+// Remove deletes the entry for k, if any.
+func (l *Map[K, V]) Remove(k K) {
 	i, ok := l.index[k]
 	if !ok {
 		return
@@ -78,8 +82,8 @@ func (l *lru[K, V]) remove(k K) {
 	l.free = i
 }
 
-// oldest returns the least recently used entry.
-func (l *lru[K, V]) oldest() (K, *V, bool) {
+// Oldest returns the least recently used entry.
+func (l *Map[K, V]) Oldest() (K, *V, bool) {
 	if l.tail < 0 {
 		var zero K
 		return zero, nil, false
@@ -87,7 +91,7 @@ func (l *lru[K, V]) oldest() (K, *V, bool) {
 	return l.nodes[l.tail].key, &l.nodes[l.tail].val, true
 }
 
-func (l *lru[K, V]) touch(i int32) {
+func (l *Map[K, V]) touch(i int32) {
 	if l.head == i {
 		return
 	}
@@ -95,7 +99,7 @@ func (l *lru[K, V]) touch(i int32) {
 	l.pushFront(i)
 }
 
-func (l *lru[K, V]) unlink(i int32) {
+func (l *Map[K, V]) unlink(i int32) {
 	n := &l.nodes[i]
 	if n.prev >= 0 {
 		l.nodes[n.prev].next = n.next
@@ -110,7 +114,7 @@ func (l *lru[K, V]) unlink(i int32) {
 	n.prev, n.next = -1, -1
 }
 
-func (l *lru[K, V]) pushFront(i int32) {
+func (l *Map[K, V]) pushFront(i int32) {
 	n := &l.nodes[i]
 	n.prev = -1
 	n.next = l.head
@@ -120,5 +124,12 @@ func (l *lru[K, V]) pushFront(i int32) {
 	l.head = i
 	if l.tail < 0 {
 		l.tail = i
+	}
+}
+
+// Each calls fn for every entry, most recent first.
+func (l *Map[K, V]) Each(fn func(K, *V)) {
+	for i := l.head; i >= 0; i = l.nodes[i].next {
+		fn(l.nodes[i].key, &l.nodes[i].val)
 	}
 }
