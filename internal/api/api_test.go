@@ -15,7 +15,8 @@ type fakeBackend struct {
 	bans map[netip.Prefix]Ban
 }
 
-func (f *fakeBackend) Status() Status { return Status{Healthy: true, Config: "x"} }
+func (f *fakeBackend) Status() Status         { return Status{Healthy: true, Config: "x"} }
+func (f *fakeBackend) Scans() ([]Scan, error) { return nil, nil }
 func (f *fakeBackend) Bans() ([]Ban, error) {
 	var out []Ban
 	for _, b := range f.bans {

@@ -126,3 +126,9 @@ func (c *Client) AllowlistRemove(p netip.Prefix) error {
 
 // Reload asks the daemon to reload its configuration.
 func (c *Client) Reload() error { return c.do("POST", "/v1/reload", nil, nil) }
+
+// Scans lists current and recent scanners.
+func (c *Client) Scans() ([]Scan, error) {
+	var ss []Scan
+	return ss, c.do("GET", "/v1/scans", nil, &ss)
+}

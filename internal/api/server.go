@@ -16,6 +16,7 @@ import (
 // Backend is what the daemon offers through the API.
 type Backend interface {
 	Status() Status
+	Scans() ([]Scan, error)
 	Bans() ([]Ban, error)
 	Ban(req BanRequest) (Ban, error)
 	Unban(p netip.Prefix) (bool, error)
@@ -40,6 +41,10 @@ const maxBody = 64 << 10
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Status(), nil) })
+	mux.HandleFunc("GET /v1/scans", func(w http.ResponseWriter, r *http.Request) {
+		scans, err := b.Scans()
+		reply(w, scans, err)
+	})
 	mux.HandleFunc("GET /v1/bans", func(w http.ResponseWriter, r *http.Request) {
 		bans, err := b.Bans()
 		reply(w, bans, err)

@@ -16,6 +16,33 @@ type Status struct {
 	Jails    []JailStatus   `json:"jails"`
 	Kernel   KernelStatus   `json:"kernel"`
 	Store    StoreStatus    `json:"store"`
+	// What psad --Status shows: the most dangerous recent scanners and
+	// the ports scanned most.
+	TopScanners []Scan      `json:"top_scanners,omitempty"`
+	TopPorts    []PortCount `json:"top_ports,omitempty"`
+	TrapHits    uint64      `json:"trap_hits"`
+}
+
+// Scan is one scanner as the scan detector sees it.
+type Scan struct {
+	Src       netip.Addr `json:"src"`
+	First     time.Time  `json:"first"`
+	Last      time.Time  `json:"last"`
+	Packets   int        `json:"packets"`
+	Ports     []uint16   `json:"ports"`
+	PortCount int        `json:"port_count"`
+	Protocols []string   `json:"protocols"`
+	Types     []string   `json:"types"`
+	Danger    int        `json:"danger"`
+	OSGuess   string     `json:"os_guess,omitempty"`
+	Action    string     `json:"action"` // "banned", "allowlisted", "over budget", "alert only"
+}
+
+// PortCount is how many sources scanned a port.
+type PortCount struct {
+	Proto   string `json:"proto"`
+	Port    uint16 `json:"port"`
+	Sources int    `json:"sources"`
 }
 
 // SourceStatus is one log source.

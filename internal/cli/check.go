@@ -23,9 +23,13 @@ func (e *env) checkCommand() *cobra.Command {
 				return err
 			}
 			fs := policy.Lint(ld.Policy)
-			if ld.Scan.Detect && (ld.Policy.Logging.Level == policy.LogOff || ld.Policy.Logging.Group == 0) {
+			if ld.Scan.Detect && ld.Policy.Logging.Group == 0 {
 				fs = append(fs, policy.Finding{Rule: -1, Severity: policy.SeverityWarning, Code: "scan-blind",
-					Msg: "[scan] detect is on, but dropped packets are not logged to NFLOG ([logging] level off or nflog_group 0): the scan detector will see nothing"})
+					Msg: "[scan] detect is on, but [logging] nflog_group is 0: dropped packets reach no NFLOG group and the scan detector will see nothing"})
+			}
+			if ld.Scan.Detect && ld.Policy.Incoming == policy.Allow {
+				fs = append(fs, policy.Finding{Rule: -1, Severity: policy.SeverityWarning, Code: "scan-blind",
+					Msg: "[scan] detect is on, but incoming traffic is allowed by default: probes are not dropped, so the scan detector sees only what the guards drop"})
 			}
 			for _, f := range fs {
 				where := ""

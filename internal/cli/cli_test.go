@@ -190,8 +190,8 @@ func TestCheckWarnsScanBlind(t *testing.T) {
 	m.must("allow", "http")
 	path := filepath.Join(m.dir, "etc", "moat.toml")
 	data, _ := os.ReadFile(path)
-	os.WriteFile(path, []byte(strings.Replace(string(data), `level = "low"`, `level = "off"`, 1)), 0o644)
+	os.WriteFile(path, []byte(strings.Replace(string(data), `nflog_group = 100`, `nflog_group = 0`, 1)), 0o644)
 	if out := m.must("check"); !strings.Contains(out, "scan-blind") {
-		t.Errorf("check with logging off:\n%s", out)
+		t.Errorf("check with no NFLOG group:\n%s", out)
 	}
 }

@@ -123,6 +123,7 @@ func (e *env) rootCommand() *cobra.Command {
 		e.reloadCommand(),
 		e.testFilterCommand(),
 		e.replayCommand(),
+		e.scansCommand(),
 		e.rollbackTimerCommand(),
 	)
 	return root

@@ -203,6 +203,21 @@ func printDaemon(e *env, d *api.Status) {
 			fmt.Fprintf(tw, "  %s\t%v\t%d\t%d\t%s\t%s\n", safe(s.ID), s.Following, s.Lines, s.Truncated, last, safe(s.Error))
 		}
 	}
+	if len(d.TopScanners) > 0 {
+		fmt.Fprintln(tw, "  Top scanners\tDanger\tPorts\tType\tAction\t")
+		for _, s := range d.TopScanners {
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t\n", s.Src, s.Danger, s.PortCount, strings.Join(s.Types, "; "), s.Action)
+		}
+	}
+	if len(d.TopPorts) > 0 {
+		fmt.Fprintln(tw, "  Top scanned ports\tSources\t\t\t\t")
+		for _, p := range d.TopPorts {
+			fmt.Fprintf(tw, "  %d/%s\t%d\t\t\t\t\n", p.Port, p.Proto, p.Sources)
+		}
+	}
+	if d.TrapHits > 0 {
+		fmt.Fprintf(tw, "  Trap connections\t%d\t\t\t\t\n", d.TrapHits)
+	}
 	if len(d.Jails) > 0 {
 		fmt.Fprintln(tw, "  Jail\tFilter\tLines\tMatches\tBanned now\tBans total\t")
 		for _, j := range d.Jails {

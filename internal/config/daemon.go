@@ -303,6 +303,7 @@ func (v *validator) scanParts(f *File, ld *Loaded) {
 	}
 	p := ld.Policy
 	p.Allowlist = append(p.Allowlist, ld.Bans.Allowlist...)
+	p.Logging.ScanFeed = sc.Detect && p.Logging.Group != 0
 	p.Scan = policy.ScanGuard{Block: s.KernelBlock, BlockTime: s.KernelBlockTime.D, Size: 8192}
 	if s.KernelBlock {
 		p.Scan.Rate = v.rate("scan.kernel_rate", s.KernelRate, false)

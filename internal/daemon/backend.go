@@ -57,8 +57,23 @@ func (d *Daemon) Status() api.Status {
 				Refused: js.Refused, CurrentBans: perJail[j.cfg.Name], TotalBans: j.bans.Load()})
 		}
 	}
+	if pipe != nil && pipe.scans != nil {
+		top, ports := pipe.scans.Top(time.Now(), 10)
+		for _, sc := range top {
+			st.TopScanners = append(st.TopScanners, pipe.apiScan(sc))
+		}
+		for _, pc := range ports {
+			st.TopPorts = append(st.TopPorts, api.PortCount{Proto: pc.Proto, Port: pc.Port, Sources: pc.Sources})
+		}
+	}
+	st.TrapHits = d.traps.accepted.Load()
 	st.Healthy = len(st.Problems) == 0
 	return st
+}
+
+// Scans lists current and recent scanners with the action taken.
+func (d *Daemon) Scans() ([]api.Scan, error) {
+	return d.currentPipe().scanList(time.Now()), nil
 }
 
 // Bans lists the active bans: from the store, or from the kernel's view

@@ -3,11 +3,16 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/moat-sec/moat/internal/detect/portscan"
+	"github.com/moat-sec/moat/internal/lru"
+	"github.com/moat-sec/moat/internal/sensor/nflog"
 
 	"github.com/moat-sec/moat/internal/api"
 	"github.com/moat-sec/moat/internal/config"
@@ -45,13 +50,29 @@ type pipeline struct {
 	d       *Daemon
 	sources []*sourceRun
 	jails   []*jailRun
+	scans   *portscan.Detector // nil: scan detection off
+	actions *lru.Map[netip.Addr, string]
 	obs     chan event.Observation // closed by nobody: sources stop on ctx
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
 func (d *Daemon) newPipeline(cfg *config.Loaded) (*pipeline, error) {
-	p := &pipeline{d: d, obs: make(chan event.Observation, 4096)}
+	p := &pipeline{d: d, obs: make(chan event.Observation, 4096), actions: lru.New[netip.Addr, string](10000)}
+	if cfg.Scan.Detect && cfg.Policy.Logging.Group != 0 {
+		src, err := nflog.New(nflog.Config{Group: cfg.Policy.Logging.Group})
+		if err != nil {
+			return nil, fmt.Errorf("scan detection: %w", err)
+		}
+		id := src.Name()
+		sr := &sourceRun{id: id, src: src}
+		sr.status = func() api.SourceStatus {
+			st := src.Stats()
+			return api.SourceStatus{ID: id, Following: st.Following, Lines: st.Packets, Truncated: st.Dropped, LastLine: st.Last, Error: st.Err}
+		}
+		p.sources = append(p.sources, sr)
+		p.scans = portscan.New(portscan.Config{Window: cfg.Scan.Window, AutoBlock: cfg.Scan.AutoBlock})
+	}
 	custom := map[string]config.Filter{}
 	for _, f := range cfg.Filters {
 		custom[f.Name] = f
@@ -148,6 +169,10 @@ func (p *pipeline) dispatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case o := <-p.obs:
+			if o.Packet != nil {
+				p.packet(o)
+				continue
+			}
 			for _, j := range p.jails {
 				if !slices.Contains(j.sources, o.Source) {
 					continue
@@ -192,4 +217,58 @@ func (c cursorStore) SaveCursor(key, cursor string) error {
 		return nil
 	}
 	return c.d.store.SaveCursor(key, cursor)
+}
+
+// packet handles a packet the firewall logged: scan detection, and alerts
+// for UDP traps (alert only: a datagram's source can be forged).
+func (p *pipeline) packet(o event.Observation) {
+	if strings.Contains(o.Prefix, ":trap:udp") {
+		p.d.log.Warn("udp trap touched (alert only, no ban: the source can be forged)", "src", o.Packet.Src, "port", o.Packet.DstPort)
+		return
+	}
+	if p.scans == nil {
+		return
+	}
+	f := p.scans.Observe(o)
+	if f == nil {
+		return
+	}
+	ds, out := p.d.decideScan(*f)
+	action := "alert only"
+	switch {
+	case out.Allowlisted:
+		action = "allowlisted"
+	case out.OverBudget:
+		action = "over budget"
+		if out.Tripped {
+			p.d.log.Warn("scan ban budget exhausted: further scan findings this minute alert only (spoofed sources?)")
+		}
+	case len(ds) > 0:
+		action = "banned"
+	}
+	if v, _, _ := p.actions.Put(f.Addr); v != nil {
+		*v = action
+	}
+	p.d.log.Info("scan", "src", f.Addr, "reason", f.Reason, "action", action)
+}
+
+// scanList is the detector's view with the action taken for each source.
+func (p *pipeline) scanList(now time.Time) []api.Scan {
+	if p == nil || p.scans == nil {
+		return nil
+	}
+	var out []api.Scan
+	for _, s := range p.scans.Scans(now) {
+		out = append(out, p.apiScan(s))
+	}
+	return out
+}
+
+func (p *pipeline) apiScan(s portscan.Scan) api.Scan {
+	action := "alert only"
+	if v, ok := p.actions.Get(s.Src); ok {
+		action = *v
+	}
+	return api.Scan{Src: s.Src, First: s.First, Last: s.Last, Packets: s.Packets, Ports: s.Ports, PortCount: s.PortCount,
+		Protocols: s.Protocols, Types: s.Types, Danger: s.Danger, OSGuess: s.OSGuess, Action: action}
 }

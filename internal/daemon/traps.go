@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/moat-sec/moat/internal/procnet"
 
 	"github.com/moat-sec/moat/internal/config"
 	"github.com/moat-sec/moat/internal/event"
@@ -137,4 +140,26 @@ func (d *Daemon) currentCfg() *config.Loaded {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.cfg
+}
+
+// hasEstablished reports whether addr has an established TCP connection
+// to (or from) this host, in the current network namespace.
+func hasEstablished(addr netip.Addr) bool {
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		socks, err := procnet.Parse(f)
+		f.Close()
+		if err != nil {
+			continue
+		}
+		for _, s := range socks {
+			if s.State == procnet.Established && s.Peer.Addr() == addr {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -48,7 +48,10 @@ func New(k Kernel, table string, now func() time.Time) *Enforcer {
 	return &Enforcer{k: k, sets: firewall.BanSets(table), now: now, live: map[netip.Prefix]time.Time{}}
 }
 
-func (e *Enforcer) setFor(p netip.Prefix) nft.SetRef {
+func (e *Enforcer) setFor(p netip.Prefix) nft.SetRef { return e.sets[setIndex(p)] }
+
+// setIndex is p's set in Enforcer.sets.
+func setIndex(p netip.Prefix) int {
 	i := 0
 	if p.Addr().Is6() {
 		i = 1
@@ -56,7 +59,7 @@ func (e *Enforcer) setFor(p netip.Prefix) nft.SetRef {
 	if !p.IsSingleIP() {
 		i += 2
 	}
-	return e.sets[i]
+	return i
 }
 
 // later reports whether expiry a ends after b (zero is forever).
@@ -256,7 +259,18 @@ func (e *Enforcer) Restore(bans []Ban) error {
 	if len(e.live) == 0 && len(bans) > 0 {
 		e.live = make(map[netip.Prefix]time.Time, len(bans))
 	}
-	single := map[nft.SetRef][]nft.Element{}
+	// Per set, by index: a map keyed by SetRef would hash two strings
+	// per ban.
+	var counts [4]int
+	for _, bn := range bans {
+		counts[setIndex(bn.Prefix)]++
+	}
+	var single [4][]nft.Element
+	for i, n := range counts {
+		if n > 0 {
+			single[i] = make([]nft.Element, 0, n)
+		}
+	}
 	rest := newBatch() // prefixes (overlaps to merge) and repeated addresses
 	var errs []error
 	for _, bn := range bans {
@@ -274,11 +288,11 @@ func (e *Enforcer) Restore(bans []Ban) error {
 			continue
 		}
 		e.live[p] = exp
-		s := e.setFor(p)
-		single[s] = append(single[s], nft.Element{Prefix: p, Timeout: timeout(exp, now)})
+		i := setIndex(p)
+		single[i] = append(single[i], nft.Element{Prefix: p, Timeout: timeout(exp, now)})
 	}
-	for s, els := range single {
-		if err := e.add(s, els); err != nil {
+	for i, els := range single {
+		if err := e.add(e.sets[i], els); err != nil {
 			errs = append(errs, err)
 		}
 	}

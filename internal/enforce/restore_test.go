@@ -18,8 +18,8 @@ func TestRestore(t *testing.T) {
 	bans := []Ban{
 		{Prefix: a, Expires: now.Add(time.Hour)},
 		{Prefix: netip.MustParsePrefix("198.51.100.8/32"), Expires: now.Add(-time.Second)}, // over
-		{Prefix: netip.MustParsePrefix("2001:db8::1/128")},                                  // permanent
-		{Prefix: a, Expires: now.Add(2 * time.Hour)},                                        // repeated, longer
+		{Prefix: netip.MustParsePrefix("2001:db8::1/128")},                                 // permanent
+		{Prefix: a, Expires: now.Add(2 * time.Hour)},                                       // repeated, longer
 		{Prefix: netip.MustParsePrefix("2001:db8:1:1::/64"), Expires: now.Add(3 * time.Hour)},
 		{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), Expires: now.Add(time.Hour)},
 	}

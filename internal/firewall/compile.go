@@ -123,14 +123,28 @@ func (c *compiler) logPrefix(dir, verdict, reason string) string {
 // logRules returns the rules that log packets matching match, both to the
 // kernel log and to NFLOG, each rate-limited on its own.
 func (c *compiler) logRules(match []nft.Expr, dir, verdict, reason, comment string) []*nft.Rule {
+	return c.logRulesTo(match, dir, verdict, reason, comment, true, true)
+}
+
+// feedRules logs a drop the scan detector needs: to the kernel log when
+// the level asks for it, to NFLOG also when the scan feed is on.
+func (c *compiler) feedRules(match []nft.Expr, dir, verdict, reason, comment string, min policy.LogLevel) []*nft.Rule {
+	klog := c.logs(min)
+	nflog := klog || (c.p.Logging.ScanFeed && dir == "in")
+	return c.logRulesTo(match, dir, verdict, reason, comment, klog, nflog)
+}
+
+func (c *compiler) logRulesTo(match []nft.Expr, dir, verdict, reason, comment string, klog, nflog bool) []*nft.Rule {
 	lg := c.p.Logging
 	prefix := c.logPrefix(dir, verdict, reason)
 	var out []*nft.Rule
-	rate, unit, burst := limitOf(lg.Rate)
-	out = append(out, &nft.Rule{Exprs: append(slices.Clone(match),
-		&nft.Limit{Rate: rate, Unit: unit, Burst: burst},
-		&nft.Log{Prefix: prefix, Level: "info"}), Comment: comment})
-	if lg.Group != 0 {
+	if klog {
+		rate, unit, burst := limitOf(lg.Rate)
+		out = append(out, &nft.Rule{Exprs: append(slices.Clone(match),
+			&nft.Limit{Rate: rate, Unit: unit, Burst: burst},
+			&nft.Log{Prefix: prefix, Level: "info"}), Comment: comment})
+	}
+	if lg.Group != 0 && nflog {
 		g := lg.Group
 		rate, unit, burst := limitOf(lg.GroupRate)
 		out = append(out, &nft.Rule{Exprs: append(slices.Clone(match),
@@ -149,8 +163,8 @@ func (c *compiler) guardChain(d dirInfo) *nft.Chain {
 	ch := &nft.Chain{Name: d.short + suffixGuard}
 	add := func(name string, match []nft.Expr, verdict *nft.Verdict, logMin policy.LogLevel) {
 		comment := GuardComment(d.short, name)
-		if verdict.Kind == nft.VerdictDrop && c.logs(logMin) {
-			ch.Rules = append(ch.Rules, c.logRules(match, d.short, "drop", name, comment)...)
+		if verdict.Kind == nft.VerdictDrop {
+			ch.Rules = append(ch.Rules, c.feedRules(match, d.short, "drop", name, comment, logMin)...)
 		}
 		ch.Rules = append(ch.Rules, &nft.Rule{Exprs: append(slices.Clone(match), &nft.Counter{}, verdict), Comment: comment})
 	}
@@ -220,9 +234,7 @@ func (c *compiler) defaultChain(d dirInfo) *nft.Chain {
 		if d.dir == policy.In {
 			ch.Rules = append(ch.Rules, c.scanBlockRules()...)
 		}
-		if c.logs(policy.LogLow) {
-			ch.Rules = append(ch.Rules, c.logRules(nil, d.short, verdict, "default", comment)...)
-		}
+		ch.Rules = append(ch.Rules, c.feedRules(nil, d.short, verdict, "default", comment, policy.LogLow)...)
 		if d.deflt == policy.Deny {
 			ch.Rules = append(ch.Rules, &nft.Rule{Exprs: []nft.Expr{&nft.Counter{}, drop()}, Comment: comment})
 		} else {

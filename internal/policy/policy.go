@@ -453,6 +453,10 @@ type Logging struct {
 	Group     uint16 // NFLOG group; 0 disables NFLOG
 	GroupRate Rate   // NFLOG rate, per reason
 	Prefix    string // prefix of every log line, e.g. "moat"
+	// ScanFeed sends the drops the scan detector needs (guards and the
+	// default policy) to NFLOG whatever Level says; Level then only
+	// governs the kernel log.
+	ScanFeed bool
 }
 
 // LimitDefaults apply to limit rules that do not set their own values.
