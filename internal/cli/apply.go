@@ -87,6 +87,16 @@ func (e *env) apply(ld *config.Loaded, o applyOpts) (*nft.Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Encode the record of the new ruleset while the kernel applies it.
+	type encoded struct {
+		data []byte
+		err  error
+	}
+	enc := make(chan encoded, 1)
+	go func() {
+		data, err := confirm.EncodeApplied(tbl)
+		enc <- encoded{data, err}
+	}()
 	if err := conn.Replace(tbl); err != nil {
 		return nil, err
 	}
@@ -95,7 +105,11 @@ func (e *env) apply(ld *config.Loaded, o applyOpts) (*nft.Table, error) {
 			return nil, err
 		}
 	}
-	if err := st.SetApplied(tbl); err != nil {
+	rec := <-enc
+	if rec.err != nil {
+		return nil, rec.err
+	}
+	if err := st.SetAppliedEncoded(tbl.Name, rec.data); err != nil {
 		return nil, err
 	}
 	return tbl, nil

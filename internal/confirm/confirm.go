@@ -102,6 +102,28 @@ func (s *Store) SetApplied(t *nft.Table) error {
 	return writeJSON(s.namePath(), t.Name)
 }
 
+// EncodeApplied encodes t the way SetApplied stores it, so that callers
+// can do it while the kernel applies t (it takes a while for big tables).
+func EncodeApplied(t *nft.Table) ([]byte, error) {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("confirm: encode applied ruleset: %w", err)
+	}
+	return data, nil
+}
+
+// SetAppliedEncoded records the ruleset named name, encoded by
+// EncodeApplied, as the live, confirmed one.
+func (s *Store) SetAppliedEncoded(name string, data []byte) error {
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		return fmt.Errorf("confirm: create state dir: %w", err)
+	}
+	if err := writeFile(s.appliedPath(), data); err != nil {
+		return err
+	}
+	return writeJSON(s.namePath(), name)
+}
+
 // AppliedName returns the name of the live, confirmed table ("" if none)
 // without decoding the whole ruleset.
 func (s *Store) AppliedName() (string, error) {
@@ -275,6 +297,11 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("confirm: encode %s: %w", filepath.Base(path), err)
 	}
+	return writeFile(path, data)
+}
+
+// writeFile replaces path atomically with data.
+func writeFile(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("confirm: write %s: %w", filepath.Base(path), err)
