@@ -131,15 +131,15 @@ for _ in 1 2 3 4 5 6; do in_ns $ADM sshpass -p wrong ssh -o StrictHostKeyCheckin
 in_ns $ADM "${SSH[@]}" root@198.51.100.1 'echo "the admin still gets in"'
 grep -m1 "not banning an allowlisted" "$WORK/daemon.log" | sed 's/^/  daemon: /' || true
 
-step "Scans and traps: the attacker is unbanned, then scans the top 200 ports with nmap"
-in_ns $SRV "${M[@]}" unban 203.0.113.66
-in_ns $NET nmap -n -Pn -sS -T4 --top-ports 200 --max-retries 1 --host-timeout 30s 203.0.113.1 | grep -E '^[0-9]+/|Nmap done' || true
-echo "It was blocked in the kernel after a few dropped probes:"
+step "Scans: from a fresh address, the attacker scans the top 200 ports with nmap -sS -T4"
+in_ns $NET ip addr add 203.0.113.67/24 dev eth0
+in_ns $NET ip addr add 203.0.113.68/24 dev eth0
+in_ns $NET nmap -n -Pn -sS -T4 -S 203.0.113.68 -e eth0 --top-ports 200 --max-retries 1 --host-timeout 30s 203.0.113.1 | grep -E '^[0-9]+/|Nmap done' || true
+echo "It was blocked in the kernel after a few dropped probes (so SSH and the web vanished too):"
 in_ns $SRV nft list set inet moat scan_v4 | grep -E 'elements' || true
 in_ns $SRV "${M[@]}" scans
 
-step "Another address of the attacker's connects to trap port 2323: banned by the kernel on the handshake"
-in_ns $NET ip addr add 203.0.113.67/24 dev eth0
+step "Traps: another address connects to trap port 2323 and is banned by the kernel on the handshake"
 in_ns $NET nc -z -w 2 -s 203.0.113.67 203.0.113.1 2323 || true
 sleep 0.3
 in_ns $SRV "${M[@]}" bans
