@@ -63,6 +63,7 @@ type JailStats struct {
 	Untrusted   uint64 // observations without trusted fields
 	BadAddr     uint64 // matched lines whose address did not parse (192.030.0.6)
 	Evicted     uint64 // sources dropped by the LRU bound
+	NotAdmitted uint64 // failures of new sources not tracked while the table was full (a flood)
 	OtherSource uint64 // observations from sources the jail does not read
 }
 
@@ -75,6 +76,7 @@ type Jail struct {
 	mu      sync.Mutex
 	session *Session
 	buckets *lru.Map[netip.Prefix, bucket]
+	admit   *admission // nil until the table first fills
 	stats   JailStats
 }
 
@@ -220,6 +222,18 @@ func (j *Jail) Observe(o event.Observation) *event.Finding {
 	}
 	j.stats.Failures++
 	key := keyFor(r.addr, j.cfg.IPv6Prefix)
+	carried := 0 // failures the admission sketch saw before the source got in
+	if _, tracked := j.buckets.Get(key); !tracked && j.buckets.Len() >= j.buckets.Cap() {
+		if j.admit == nil {
+			j.admit = newAdmission()
+		}
+		est := int(j.admit.add(key))
+		if est < 2 {
+			j.stats.NotAdmitted++
+			return nil
+		}
+		carried = min(est-1, j.cfg.MaxRetry-1)
+	}
 	b, added, evicted := j.buckets.Put(key)
 	if evicted {
 		j.stats.Evicted++
@@ -227,6 +241,10 @@ func (j *Jail) Observe(o event.Observation) *event.Finding {
 	if added {
 		b.times = make([]time.Time, 0, j.cfg.MaxRetry)
 		b.lines = make([]string, 0, j.cfg.MaxRetry)
+		for range carried {
+			b.times = append(b.times, o.Time)
+			b.lines = append(b.lines, "(an earlier failure, counted while the table was full)")
+		}
 	}
 	// drop failures that left the window
 	cut := 0

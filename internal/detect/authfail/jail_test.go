@@ -113,8 +113,8 @@ func TestJailBounded(t *testing.T) {
 		j.Observe(obs(failed(fmt.Sprintf("198.18.%d.%d", i/256, i%256), i), t0))
 	}
 	st := j.Stats()
-	if st.Tracked != 100 || st.Evicted != 900 {
-		t.Errorf("tracked %d, evicted %d", st.Tracked, st.Evicted)
+	if st.Tracked != 100 || st.Evicted+st.NotAdmitted != 900 || st.NotAdmitted < 850 {
+		t.Errorf("tracked %d, evicted %d, not admitted %d", st.Tracked, st.Evicted, st.NotAdmitted)
 	}
 	// long after, quiet sources go as new lines arrive
 	for i := range 60 {
@@ -273,4 +273,35 @@ func TestRecidive(t *testing.T) {
 		{"forged tag", "Mar 10 12:00:00 host sshd[1]: " + RecidiveLine("198.51.100.7/32", "sshd", "jail", 1, "1w", "x"), ""},
 		{"unban", "Mar 10 12:00:00 host moat[812]: unban 198.51.100.7/32 jail=sshd", ""},
 	})
+}
+
+// TestJailFlood: a flood of one-off sources fills the table, and a slow
+// attacker failing once per 10,000 flood lines is still banned at its
+// maxretry-th failure (plain LRU would evict its count every time).
+func TestJailFlood(t *testing.T) {
+	j := newJail(t, JailConfig{MaxTracked: 5000, FindTime: 10 * time.Minute, MaxRetry: 5})
+	attacker := "192.0.2.77"
+	var found *event.Finding
+	failures := 0
+	at := t0
+	for i := 0; i < 200000 && found == nil; i++ {
+		at = at.Add(10 * time.Microsecond)
+		if i%10000 == 9999 {
+			failures++
+			found = j.Observe(obs(failed(attacker, 1), at))
+			continue
+		}
+		if f := j.Observe(obs(failed(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), i), at)); f != nil {
+			t.Fatalf("a one-off source was banned: %v", f.Addr)
+		}
+	}
+	if found == nil || found.Addr.String() != attacker {
+		t.Fatalf("the slow attacker was not banned (finding %v) after %d failures; stats %+v", found, failures, j.Stats())
+	}
+	if failures != 5 {
+		t.Errorf("banned after %d failures, want maxretry (5)", failures)
+	}
+	if st := j.Stats(); st.Tracked > 5000 {
+		t.Errorf("tracked %d > bound", st.Tracked)
+	}
 }
