@@ -39,7 +39,7 @@ func (s *Store) ActiveBanExpiries(now time.Time) ([]BanExpiry, error) {
 	defer rows.Close()
 	out := make([]BanExpiry, 0, n)
 	var (
-		prefix  []byte // RawBytes-like reuse: no string per row
+		prefix  []byte
 		expires sql.NullInt64
 	)
 	for rows.Next() {

@@ -16,6 +16,11 @@
 // apart, so each measures an idle daemon, not a queue. It prints the
 // distribution (p50, p90, p99, max) and the cost of one lookup and of one
 // full listing of the set (nft.Conn.Elements) at the end, for scale.
+//
+// It also listens to the kernel's nftables notifications (what `nft
+// monitor` shows) and reports, per address, when the NEWSETELEM of the
+// commit that added it arrived: a second measure of the same moment that
+// does not depend on the polling.
 package main
 
 import (
@@ -26,12 +31,17 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/moat-sec/moat/internal/nft"
 )
 
 type result struct {
+	// Commit: from the write to the NEWSETELEM notification.
+	Commit   stats   `json:"commit"`
 	N        int     `json:"n"`
 	MaxRetry int     `json:"maxretry"`
 	Timeouts int     `json:"timeouts"`
@@ -48,6 +58,72 @@ type result struct {
 	ListMS  float64   `json:"list_ms"`
 	SetSize int       `json:"set_size"`
 	All     []float64 `json:"latencies_ms,omitempty"`
+}
+
+type stats struct {
+	N                        int
+	P50, P90, P99, Max, Mean float64
+}
+
+func summarize(lat []float64) stats {
+	if len(lat) == 0 {
+		return stats{}
+	}
+	lat = slices.Clone(lat)
+	slices.Sort(lat)
+	q := func(p float64) float64 { // nearest rank
+		i := int(p*float64(len(lat))+0.999999) - 1
+		return lat[max(0, min(i, len(lat)-1))]
+	}
+	st := stats{N: len(lat), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: lat[len(lat)-1]}
+	for _, l := range lat {
+		st.Mean += l / float64(len(lat))
+	}
+	return st
+}
+
+// watchCommits records when each IPv4 element added to any set arrives in
+// a NEWSETELEM notification; the returned function stops and returns them.
+func watchCommits() (func() map[netip.Addr]time.Time, error) {
+	nc, err := nftables.New()
+	if err != nil {
+		return nil, err
+	}
+	mon := nftables.NewMonitor(nftables.WithMonitorObject(nftables.MonitorObjectElements), nftables.WithMonitorAction(nftables.MonitorActionNew))
+	ch, err := nc.AddMonitor(mon)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	seen := map[netip.Addr]time.Time{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range ch {
+			at := time.Now()
+			if ev.Type != nftables.MonitorEventTypeNewSetElem || ev.Error != nil {
+				continue
+			}
+			els, _ := ev.Data.([]nftables.SetElement)
+			mu.Lock()
+			for _, el := range els {
+				if a, ok := netip.AddrFromSlice(el.Key); ok && a.Is4() {
+					if _, dup := seen[a]; !dup {
+						seen[a] = at
+					}
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	stop := func() map[netip.Addr]time.Time {
+		mon.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+	return stop, nil
 }
 
 func main() {
@@ -111,6 +187,11 @@ func run(logPath string, n, maxRetry int, table string, first int, gap, poll, ti
 		return err
 	}
 	defer f.Close()
+	stopWatch, err := watchCommits()
+	if err != nil {
+		return fmt.Errorf("nftables monitor: %w", err)
+	}
+	written := map[netip.Addr]time.Time{}
 
 	var lat []float64
 	var lookups []time.Duration
@@ -128,6 +209,7 @@ func run(logPath string, n, maxRetry int, table string, first int, gap, poll, ti
 		if _, err := f.Write(line); err != nil {
 			return err
 		}
+		written[a] = t0
 		for {
 			l0 := time.Now()
 			ok, err := c.HasElement(set, p)
@@ -152,6 +234,14 @@ func run(logPath string, n, maxRetry int, table string, first int, gap, poll, ti
 	if len(lat) == 0 {
 		return fmt.Errorf("no ban seen (%d timeouts)", res.Timeouts)
 	}
+	time.Sleep(100 * time.Millisecond)
+	var commit []float64
+	for a, at := range stopWatch() {
+		if t0, ok := written[a]; ok {
+			commit = append(commit, float64(at.Sub(t0))/1e6)
+		}
+	}
+	res.Commit = summarize(commit)
 	res.All = slices.Clone(lat)
 	slices.Sort(lat)
 	q := func(p float64) float64 { // nearest rank
@@ -173,8 +263,10 @@ func run(logPath string, n, maxRetry int, table string, first int, gap, poll, ti
 	}
 	res.ListMS, res.SetSize = float64(time.Since(t))/1e6, len(els)
 
-	fmt.Printf("%d bans (maxretry %d lines in one write each), %d timeouts: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, min %.2f ms, mean %.2f ms\n",
+	fmt.Printf("%d bans (maxretry %d lines in one write each), %d timeouts; polled with one-key lookups: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, min %.2f ms, mean %.2f ms\n",
 		len(lat), maxRetry, res.Timeouts, res.P50, res.P90, res.P99, res.Max, res.Min, res.Mean)
+	fmt.Printf("by commit notification (%d of %d): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
+		res.Commit.N, len(lat), res.Commit.P50, res.Commit.P90, res.Commit.P99, res.Commit.Max, res.Commit.Mean)
 	fmt.Printf("one set lookup (miss): %.0f µs median; one full listing of ban_v4 (%d elements): %.2f ms\n", res.LookupUS, res.SetSize, res.ListMS)
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
