@@ -356,8 +356,17 @@ func TestBanCutsOpenConnection(t *testing.T) {
 		t.Fatalf("no conntrack entry for the open connection:\n%s", out)
 	}
 	b.mustMoat("ban", inetV4, "--for", "10m")
-	if out, _ := b.server.Run("conntrack", "-L", "-s", inetV4); strings.Contains(out, "dport=7000") {
-		t.Errorf("the banned source's connection is still in conntrack:\n%s", out)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		out, _ := b.server.Run("conntrack", "-L", "-s", inetV4)
+		if !strings.Contains(out, "dport=7000") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the banned source's connection is still in conntrack after 2s:\n%s", out)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	fmt.Fprintln(stdin, "after")
 	select {

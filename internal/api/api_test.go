@@ -17,12 +17,12 @@ type fakeBackend struct {
 
 func (f *fakeBackend) Status() Status         { return Status{Healthy: true, Config: "x"} }
 func (f *fakeBackend) Scans() ([]Scan, error) { return nil, nil }
-func (f *fakeBackend) Bans() ([]Ban, error) {
+func (f *fakeBackend) Bans(limit int) ([]Ban, int, error) {
 	var out []Ban
 	for _, b := range f.bans {
 		out = append(out, b)
 	}
-	return out, nil
+	return out, len(out), nil
 }
 func (f *fakeBackend) Ban(r BanRequest) (Ban, error) {
 	if r.Prefix == netip.MustParsePrefix("203.0.113.10/32") && !r.Force {
@@ -71,7 +71,7 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := c.Ban(BanRequest{Prefix: p, Reason: "<script>"}); err != nil {
 		t.Fatal(err)
 	}
-	bans, err := c.Bans()
+	bans, err := c.Bans(0)
 	if err != nil || len(bans) != 1 || bans[0].Reason != "<script>" {
 		t.Fatalf("bans = %+v, %v", bans, err)
 	}

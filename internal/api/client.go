@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -86,10 +87,11 @@ func (c *Client) Status() (Status, error) {
 	return s, c.do("GET", "/v1/status", nil, &s)
 }
 
-// Bans lists active bans.
-func (c *Client) Bans() ([]Ban, error) {
+// Bans lists active bans, the most recent first: at most limit of them
+// (0: all).
+func (c *Client) Bans(limit int) ([]Ban, error) {
 	var bs []Ban
-	return bs, c.do("GET", "/v1/bans", nil, &bs)
+	return bs, c.do("GET", "/v1/bans?limit="+strconv.Itoa(limit), nil, &bs)
 }
 
 // Ban bans by hand.

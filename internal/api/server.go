@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -17,7 +18,7 @@ import (
 type Backend interface {
 	Status() Status
 	Scans() ([]Scan, error)
-	Bans() ([]Ban, error)
+	Bans(limit int) (bans []Ban, total int, err error)
 	Ban(req BanRequest) (Ban, error)
 	Unban(p netip.Prefix) (bool, error)
 	UnbanAll() (int, error)
@@ -46,7 +47,19 @@ func Handler(b Backend) http.Handler {
 		reply(w, scans, err)
 	})
 	mux.HandleFunc("GET /v1/bans", func(w http.ResponseWriter, r *http.Request) {
-		bans, err := b.Bans()
+		limit := 0
+		if l := r.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 {
+				httpError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want a number >= 0", l))
+				return
+			}
+			limit = n
+		}
+		bans, total, err := b.Bans(limit)
+		if err == nil {
+			w.Header().Set("X-Total-Count", strconv.Itoa(total))
+		}
 		reply(w, bans, err)
 	})
 	mux.HandleFunc("POST /v1/bans", func(w http.ResponseWriter, r *http.Request) {

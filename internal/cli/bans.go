@@ -126,12 +126,13 @@ func (e *env) unbanCommand() *cobra.Command {
 
 func (e *env) bansCommand() *cobra.Command {
 	var asJSON bool
+	var limit int
 	cmd := &cobra.Command{
 		Use:   "bans",
 		Short: "List active bans",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			bans, err := e.client().Bans()
+			bans, err := e.client().Bans(limit)
 			if err != nil {
 				return err
 			}
@@ -147,6 +148,7 @@ func (e *env) bansCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many, the most recent first (0: all)")
 	return cmd
 }
 

@@ -37,10 +37,8 @@ func (d *Daemon) Status() api.Status {
 	}
 	perJail := map[string]int{}
 	if d.store != nil {
-		if bans, err := d.store.ActiveBans(time.Now()); err == nil {
-			for _, b := range bans {
-				perJail[b.Jail]++
-			}
+		if n, err := d.store.ActiveBansPerJail(time.Now()); err == nil {
+			perJail = n
 		}
 	}
 	if pipe != nil {
@@ -76,25 +74,33 @@ func (d *Daemon) Scans() ([]api.Scan, error) {
 	return d.currentPipe().scanList(time.Now()), nil
 }
 
-// Bans lists the active bans: from the store, or from the kernel's view
-// when the store is unusable.
-func (d *Daemon) Bans() ([]api.Ban, error) {
+// Bans lists the active bans, most recent first, at most limit (0: all):
+// from the store, or from the kernel's view when the store is unusable.
+func (d *Daemon) Bans(limit int) ([]api.Ban, int, error) {
 	if d.store == nil {
+		live := d.enf.Live()
 		var out []api.Ban
-		for _, b := range d.enf.Live() {
+		for _, b := range live {
+			if limit > 0 && len(out) == limit {
+				break
+			}
 			out = append(out, api.Ban{Prefix: b.Prefix, Expires: b.Expires, Reason: "(store unavailable)"})
 		}
-		return out, nil
+		return out, len(live), nil
 	}
-	bans, err := d.store.ActiveBans(time.Now())
+	n := limit
+	if n <= 0 {
+		n = -1 // SQLite: no limit
+	}
+	bans, total, err := d.store.RecentBans(time.Now(), n)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]api.Ban, len(bans))
 	for i, b := range bans {
 		out[i] = api.Ban{Prefix: b.Prefix, Jail: b.Jail, Reason: b.Reason, Created: b.Created, Expires: b.Expires, Offence: b.Offence, Evidence: b.Evidence}
 	}
-	return out, nil
+	return out, total, nil
 }
 
 // Ban bans by hand, through the same allowlist as every engine.

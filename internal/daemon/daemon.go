@@ -114,7 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.enf = enforce.New(d.conn, cfg.Policy.Table, nil)
-	d.enf.CutFlows(nft.CutFlows)
+	d.enf.CutFlows(nft.CutFlows, func(f string, a ...any) { d.log.Warn(fmt.Sprintf(f, a...)) })
 
 	dbPath := cfg.Daemon.Database
 	if dbPath == "" {

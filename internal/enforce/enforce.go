@@ -37,7 +37,7 @@ type Enforcer struct {
 
 	mu   sync.Mutex
 	live map[netip.Prefix]time.Time
-	cut  func([]netip.Prefix) (int, error)
+	cutq chan []netip.Prefix // nil: flows are not cut
 }
 
 // New returns an enforcer for the ban sets of table.
@@ -130,23 +130,39 @@ func (e *Enforcer) Apply(ds []event.Decision) error {
 	if err := e.flush(b); err != nil {
 		errs = append(errs, err)
 	}
-	if e.cut != nil {
+	if e.cutq != nil {
 		var banned []netip.Prefix
 		for _, m := range b.add {
 			for p := range m {
 				banned = append(banned, p)
 			}
 		}
-		if _, err := e.cut(banned); err != nil {
-			errs = append(errs, fmt.Errorf("enforce: cut flows: %w", err))
+		if len(banned) > 0 {
+			select {
+			case e.cutq <- banned:
+			default:
+				// The worker is behind (a ban storm): the ban rules drop
+				// these flows' packets anyway; their entries time out.
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // CutFlows makes the enforcer delete the conntrack entries of newly banned
-// sources with cut (nft.CutFlows), after their bans are in the kernel.
-func (e *Enforcer) CutFlows(cut func([]netip.Prefix) (int, error)) { e.cut = cut }
+// sources with cut (nft.CutFlows), after their bans are in the kernel. It
+// runs in its own goroutine, off the ban path: reading the conntrack table
+// takes milliseconds, and the ban rules already drop the flows' packets.
+func (e *Enforcer) CutFlows(cut func([]netip.Prefix) (int, error), logf func(string, ...any)) {
+	e.cutq = make(chan []netip.Prefix, 64)
+	go func() {
+		for banned := range e.cutq {
+			if _, err := cut(banned); err != nil && logf != nil {
+				logf("enforce: cut flows: %v", err)
+			}
+		}
+	}()
+}
 
 func (e *Enforcer) ban(b *batch, p netip.Prefix, exp, now time.Time) {
 	if !exp.IsZero() && !exp.After(now) {

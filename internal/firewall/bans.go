@@ -123,7 +123,7 @@ func jumpBans() *nft.Rule {
 // itself is not enabled: the ban sets and their drop rules on the input and
 // forward hooks, and nothing else (everything not banned is accepted).
 func CompileBans(table string, priority int) *nft.Table {
-	t := &nft.Table{Name: table, Sets: banSets()}
+	t := &nft.Table{Name: table, Sets: append(banSets(), allowSets(&policy.Policy{})...)}
 	for _, h := range []struct {
 		name string
 		hook nft.Hook

@@ -26,16 +26,31 @@ func CutFlows(banned []netip.Prefix) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("nft: conntrack dump: %w", err)
 	}
+	single := map[netip.Addr]bool{}
+	var wide []netip.Prefix
+	for _, p := range banned {
+		if p.IsSingleIP() {
+			single[p.Addr()] = true
+		} else {
+			wide = append(wide, p)
+		}
+	}
+	hit := func(a netip.Addr) bool {
+		if single[a] {
+			return true
+		}
+		for _, p := range wide {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 	n := 0
 	for _, f := range flows {
-		src := f.TupleOrig.IP.SourceAddress.Unmap()
-		dst := f.TupleOrig.IP.DestinationAddress.Unmap()
-		for _, p := range banned {
-			if p.Contains(src) || p.Contains(dst) {
-				if err := c.Delete(f); err == nil {
-					n++
-				}
-				break
+		if hit(f.TupleOrig.IP.SourceAddress.Unmap()) || hit(f.TupleOrig.IP.DestinationAddress.Unmap()) {
+			if err := c.Delete(f); err == nil {
+				n++
 			}
 		}
 	}

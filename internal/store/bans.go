@@ -360,6 +360,18 @@ func (s *Store) ActiveBans(now time.Time) ([]Ban, error) {
 	return bans, s.wrap("list bans", err)
 }
 
+// RecentBans returns at most n bans in force at now, the most recent
+// first, and how many are in force in all (so that listing a million bans
+// does not read them all).
+func (s *Store) RecentBans(now time.Time, n int) ([]Ban, int, error) {
+	var total int
+	if err := s.r.QueryRow(`SELECT count(*) FROM bans WHERE `+active, now.UnixMilli()).Scan(&total); err != nil {
+		return nil, 0, s.wrap("count bans", err)
+	}
+	bans, err := s.queryBans(false, `SELECT `+banCols+` FROM bans WHERE `+active+` ORDER BY created DESC LIMIT ?`, now.UnixMilli(), n)
+	return bans, total, s.wrap("list bans", err)
+}
+
 // Ban returns the ban in force on exactly p (at Options.Now), if any.
 func (s *Store) Ban(p netip.Prefix) (Ban, bool, error) {
 	if !p.IsValid() {

@@ -59,3 +59,23 @@ func (s *Store) ActiveBanExpiries(now time.Time) ([]BanExpiry, error) {
 	}
 	return out, s.wrap("list ban expiries", rows.Err())
 }
+
+// ActiveBansPerJail counts the bans in force at now, per jail, without
+// reading the bans themselves (cheap at a million bans).
+func (s *Store) ActiveBansPerJail(now time.Time) (map[string]int, error) {
+	rows, err := s.r.Query(`SELECT jail, count(*) FROM bans WHERE expires IS NULL OR expires > ?1 GROUP BY jail`, now.UnixMilli())
+	if err != nil {
+		return nil, s.wrap("count bans", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var jail string
+		var n int
+		if err := rows.Scan(&jail, &n); err != nil {
+			return nil, s.wrap("count bans", err)
+		}
+		out[jail] = n
+	}
+	return out, s.wrap("count bans", rows.Err())
+}

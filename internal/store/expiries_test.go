@@ -2,6 +2,7 @@ package store
 
 import (
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -48,5 +49,27 @@ func TestActiveBanExpiries(t *testing.T) {
 		if b.Prefix == netip.MustParsePrefix("192.0.2.2/32") && !b.Expires.IsZero() {
 			t.Errorf("permanent ban has expiry %v", b.Expires)
 		}
+	}
+}
+
+func TestActiveBansPerJail(t *testing.T) {
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	ds := []event.Decision{
+		{Op: event.Ban, Prefix: netip.MustParsePrefix("192.0.2.1/32"), Jail: "sshd", Time: now, Duration: time.Hour},
+		{Op: event.Ban, Prefix: netip.MustParsePrefix("192.0.2.2/32"), Jail: "sshd", Time: now},
+		{Op: event.Ban, Prefix: netip.MustParsePrefix("192.0.2.3/32"), Jail: "honeypot", Time: now, Duration: time.Hour},
+		{Op: event.Ban, Prefix: netip.MustParsePrefix("192.0.2.4/32"), Jail: "sshd", Time: now.Add(-2 * time.Hour), Duration: time.Hour},
+	}
+	if err := s.AddBans(ds); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ActiveBansPerJail(now)
+	if err != nil || got["sshd"] != 2 || got["honeypot"] != 1 || len(got) != 2 {
+		t.Errorf("per jail = %v, %v", got, err)
 	}
 }

@@ -206,11 +206,16 @@ func parseBSD(s string, now time.Time) (time.Time, bool) {
 			return t, valid(y, mo, d, t)
 		}
 	}
-	// No year: the one nearest to now. Feb 29 exists only in leap years,
-	// so look up to four years either way.
+	// No year: the one nearest to now. Any date but Feb 29 exists every
+	// year, so the nearest is last year, this year or next year; Feb 29
+	// exists only in leap years, so look up to four years either way.
+	span := 1
+	if mo == 2 && d == 29 {
+		span = 4
+	}
 	var best time.Time
 	var bestDist time.Duration = -1
-	for y := now.Year() - 4; y <= now.Year()+4; y++ {
+	for y := now.Year() - span; y <= now.Year()+span; y++ {
 		t := time.Date(y, time.Month(mo), d, h, m, sec, nsec, loc)
 		if !valid(y, mo, d, t) {
 			continue
