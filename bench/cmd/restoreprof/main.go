@@ -119,7 +119,7 @@ func run(db, cpu string, lean, cut bool) error {
 
 	enf := enforce.New(c, "moat", nil)
 	if cut {
-		enf.CutFlows(nft.CutFlows)
+		enf.CutFlows(nft.CutFlows, nil)
 	}
 	if err := enf.Restore(eb); err != nil {
 		return err
