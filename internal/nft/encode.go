@@ -113,7 +113,15 @@ func (enc *encoded) queueReplace(c *nftables.Conn) error {
 	c.AddTable(enc.table)
 	c.DelTable(enc.table)
 	c.AddTable(enc.table)
+	return enc.queueBuild(c, nil)
+}
+
+// queueBuild queues the table's sets (but those in skip), chains and rules.
+func (enc *encoded) queueBuild(c *nftables.Conn, skip map[string]bool) error {
 	for _, s := range enc.sets {
+		if skip[s.set.Name] {
+			continue
+		}
 		if err := c.AddSet(s.set, s.elems); err != nil {
 			return fmt.Errorf("set %s: %w", s.set.Name, err)
 		}
@@ -149,26 +157,7 @@ func (enc *encoded) queueReplaceKeeping(c *nftables.Conn, kept map[string]bool, 
 		}
 		c.DelSet(s)
 	}
-	for _, s := range enc.sets {
-		if kept[s.set.Name] {
-			continue
-		}
-		if err := c.AddSet(s.set, s.elems); err != nil {
-			return fmt.Errorf("set %s: %w", s.set.Name, err)
-		}
-	}
-	for _, ch := range enc.chains {
-		c.AddChain(ch)
-	}
-	for _, r := range enc.rules {
-		for _, s := range r.anon {
-			if err := c.AddSet(s.set, s.elems); err != nil {
-				return fmt.Errorf("chain %s: anonymous set: %w", r.rule.Chain.Name, err)
-			}
-		}
-		c.AddRule(r.rule)
-	}
-	return nil
+	return enc.queueBuild(c, kept)
 }
 
 type encoder struct {

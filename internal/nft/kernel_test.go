@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -27,44 +26,8 @@ import (
 // bug in Conn, can reach the host's ruleset. They need root; under CI=true
 // a missing root or nft fails them instead of skipping.
 
-const netnsEnv = "MOAT_NFT_TEST_NETNS" // test name, set in the child
-
-// inNetNS returns true in the child, where the test body runs. In the parent
-// it runs the child, reports its outcome and returns false.
-func inNetNS(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv(netnsEnv) == t.Name() {
-		// Refuse to touch the ruleset of the namespace we were started from.
-		if netnsID(t) == os.Getenv(netnsEnv+"_PARENT") {
-			t.Fatal("child runs in its parent's network namespace")
-		}
-		return true
-	}
-	nettest.RequireRoot(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), netnsEnv+"="+t.Name(), netnsEnv+"_PARENT="+netnsID(t))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	out, err := cmd.CombinedOutput()
-	t.Logf("child in a new network namespace:\n%s", out)
-	switch {
-	case err != nil:
-		t.Fatalf("child: %v", err)
-	case bytes.Contains(out, []byte("--- SKIP: "+t.Name())):
-		t.Skip("skipped in the child")
-	case !bytes.Contains(out, []byte("--- PASS: "+t.Name())):
-		t.Fatal("child did not run the test")
-	}
-	return false
-}
-
-func netnsID(t *testing.T) string {
-	t.Helper()
-	id, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
+// inNetNS runs the test in a fresh network namespace (see nettest.InChild).
+func inNetNS(t *testing.T) bool { return nettest.InChild(t) }
 
 // run runs a command in the test's namespace and returns its stdout.
 func run(t *testing.T, stdin string, name string, args ...string) string {
