@@ -151,6 +151,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		grep -q "listening on" "$TMP/tcpdump-$r.err" && break
 		sleep 0.05
 	done
+	: >"$TMP/watch-$r.out"
 	ip netns exec "$SRV" "$TMP/scanwatch" -addr "$ATT4" -set scan_v4 -poll "$POLL" >"$TMP/watch-$r.out" 2>&1 &
 	WPID=$!
 	PIDS+=($WPID)
@@ -160,7 +161,6 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 	t0=$EPOCHREALTIME
 	ip netns exec "$ATT" "${NMAP[@]}" >"$TMP/nmap-$r.out" 2>&1 || true
-	sed -n '/^PORT/,/^$/p;/Skipping host/p;/^Not shown/p' "$TMP/nmap-$r.out" | sed 's/^/    nmap: /'
 	t1=$EPOCHREALTIME
 	kill "$WPID" 2>/dev/null || true # never blocked: it is still polling
 	wait "$WPID" || true
@@ -172,9 +172,10 @@ for ((r = 1; r <= RUNS; r++)); do
 	moat scans --json >"$TMP/scans-$r.json" 2>&1 || true
 	ip netns exec "$SRV" nft list set inet moat scan_v4 >"$TMP/scan_v4-$r.txt"
 	echo "== run $r (nmap took $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s)"
+	sed -n '/^PORT/,/^$/p;/Skipping host/p;/^Not shown/p' "$TMP/nmap-$r.out" | sed '/^$/d;s/^/nmap: /'
 	python3 "$REPO/bench/scan-block-analyse.py" --run "$r" --pcap "$TMP/run-$r.pcap" --watch "$TMP/watch-$r.out" \
 		--nmap "$TMP/nmap-$r.out" --in-default "$TMP/in_default-$r.json" --bans "$TMP/bans-$r.json" \
-		--scans "$TMP/scans-$r.json" --attacker "$ATT4" --server "$SRV4" --open "${OPEN[*]}" --json "$TMP/result-$r.json"
+		--scans "$TMP/scans-$r.json" --attacker "$ATT4" --server "$SRV4" --open "${OPEN[*]}" --traps "2323 3389" --json "$TMP/result-$r.json"
 	cleanup
 done
 python3 "$REPO/bench/scan-block-analyse.py" --summary "$TMP"/result-*.json

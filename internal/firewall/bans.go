@@ -222,8 +222,13 @@ func (c *compiler) trapsChain() *nft.Chain {
 			if v6 {
 				allow, ban = AllowSetV6, BanSetV6
 			}
+			// Only the bare ACK that completes a handshake bans: the RST a
+			// live third party sends back to our SYN-ACK (after a SYN forged
+			// in its name) is "established" to conntrack too, and must not
+			// get it banned.
 			exprs := []nft.Expr{
 				&nft.Port{Dir: nft.Dst, Proto: nft.ProtoTCP, Set: trapTCPSet}, &nft.CtState{States: nft.CtEstablished},
+				&nft.TCPFlags{Mask: nft.TCPFin | nft.TCPSyn | nft.TCPRst | nft.TCPAck, Value: nft.TCPAck},
 				&nft.NfProto{V6: v6}, &nft.Addr{Dir: nft.Src, V6: v6, Set: allow, Negate: true},
 				&nft.SetAdd{Set: ban, V6: v6, Timeout: h.BanTime},
 			}
