@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +29,9 @@ func startSSHDLogging(t *testing.T, b *bed, logPath string) {
 	must(t, os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600))
 	must(t, os.MkdirAll("/run/sshd", 0o755))
 	// PerSourcePenalties does not exist before OpenSSH 9.8: drop it if refused.
-	if out, err := b.server.Run("/usr/sbin/sshd", "-t", "-f", filepath.Join(dir, "sshd_config")); err != nil {
+	if _, err := b.server.Run("/usr/sbin/sshd", "-t", "-f", filepath.Join(dir, "sshd_config")); err != nil {
 		cfg = strings.Replace(cfg, "PerSourcePenalties no\n", "", 1)
 		must(t, os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600))
-		_ = out
 	}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	must(t, err)
@@ -207,12 +205,10 @@ func TestBanEngine(t *testing.T) {
 		must(t, os.WriteFile(words, []byte("123456\npassword\nqwerty\nletmein\nadmin\nroot\ntoor\nchangeme\n"), 0o644))
 		hydra := b.inet.Cmd("hydra", "-I", "-l", "nosuchuser", "-P", words, "-t", "2", "-W", "1", "-o", filepath.Join(b.dir, "hydra.out"), "ssh://"+serverWan4)
 		hydra.Dir = b.dir
-		start := time.Now()
 		must(t, hydra.Start())
 		defer func() { hydra.Process.Kill(); hydra.Wait() }()
 		took := b.waitBanned(t, inetV4+"/32", true, 20*time.Second)
 		t.Logf("hydra banned after %v", took)
-		_ = start
 		if tcpOpen(b.inet, serverWan4, 22) {
 			t.Error("banned attacker still reaches ssh")
 		}
@@ -275,7 +271,6 @@ func TestBanEngine(t *testing.T) {
 		if !strings.Contains(st, "sshd") {
 			t.Errorf("jails:\n%s", st)
 		}
-		_ = strconv.Itoa
 	})
 }
 

@@ -18,6 +18,23 @@ func (e *env) store() *confirm.Store {
 	return &confirm.Store{StateDir: e.stateDir, RunDir: e.runDir}
 }
 
+// withKernel runs fn holding the lock that serialises every change of
+// state, with a connection to the kernel's nftables.
+func (e *env) withKernel(fn func(st *confirm.Store, conn *nft.Conn) error) error {
+	st := e.store()
+	unlock, err := st.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	conn, err := nft.Open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(st, conn)
+}
+
 // load reads and validates the policy; any error is a config.Errors.
 func (e *env) load() (*config.Loaded, error) {
 	return config.Load(e.configPath)
@@ -45,47 +62,47 @@ func (e *env) apply(ld *config.Loaded, o applyOpts) (*nft.Table, error) {
 			return nil, err
 		}
 	}
-	st := e.store()
-	unlock, err := st.Lock()
-	if err != nil {
+	if err := e.withKernel(func(st *confirm.Store, conn *nft.Conn) error {
+		return e.replaceWith(st, conn, tbl, o)
+	}); err != nil {
 		return nil, err
 	}
-	defer unlock()
-	conn, err := nft.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
+	return tbl, nil
+}
+
+// replaceWith puts tbl into the kernel, with the rollback timer first when
+// asked, and records it.
+func (e *env) replaceWith(st *confirm.Store, conn *nft.Conn, tbl *nft.Table, o applyOpts) error {
 	if o.confirm > 0 {
 		prev, err := e.liveApplied(st, conn)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("find own executable for the rollback timer: %w", err)
+			return fmt.Errorf("find own executable for the rollback timer: %w", err)
 		}
 		args := []string{"--config", e.configPath, "--state-dir", e.stateDir, "--run-dir", e.runDir, "rollback-timer"}
 		p, err := st.Begin(prev, tbl, o.confirm, exe, args)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := e.replace(conn, prev, tbl); err != nil {
 			// The transaction failed as a whole: the kernel still has prev.
 			st.Cancel()
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(e.stdout, "Firewall applied; it rolls back at %s unless you run `moat confirm`.\n", p.Deadline.Format(time.TimeOnly))
-		return tbl, nil
+		return nil
 	}
 	if err := st.Cancel(); err != nil {
-		return nil, err
+		return err
 	}
 	// Without a rollback timer only the old table's name matters (a
 	// renamed table must go), so the old ruleset is not decoded.
 	name, err := st.AppliedName()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Encode the record of the new ruleset while the kernel applies it.
 	type encoded struct {
@@ -98,21 +115,21 @@ func (e *env) apply(ld *config.Loaded, o applyOpts) (*nft.Table, error) {
 		enc <- encoded{data, err}
 	}()
 	if err := conn.Replace(tbl); err != nil {
-		return nil, err
+		return err
 	}
 	if name != "" && name != tbl.Name {
 		if err := conn.Delete(name); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	rec := <-enc
 	if rec.err != nil {
-		return nil, rec.err
+		return rec.err
 	}
 	if err := st.SetAppliedEncoded(tbl.Name, rec.data); err != nil {
-		return nil, err
+		return err
 	}
-	return tbl, nil
+	return nil
 }
 
 // liveApplied returns the confirmed ruleset if it is in the kernel, else nil.
@@ -208,30 +225,26 @@ func (e *env) downCommand() *cobra.Command {
 		Short:   "Remove moat's table from the kernel and stop applying it at boot",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st := e.store()
-			unlock, err := st.Lock()
+			err := e.withKernel(func(st *confirm.Store, conn *nft.Conn) error {
+				name, err := st.AppliedName()
+				if err != nil {
+					return err
+				}
+				if name == "" {
+					name = "moat"
+					if ld, err := e.load(); err == nil {
+						name = ld.Policy.Table
+					}
+				}
+				if err := st.Cancel(); err != nil {
+					return err
+				}
+				if err := conn.Delete(name); err != nil {
+					return err
+				}
+				return st.SetApplied(nil)
+			})
 			if err != nil {
-				return err
-			}
-			defer unlock()
-			name := "moat"
-			if a, _ := st.Applied(); a != nil {
-				name = a.Name
-			} else if ld, err := e.load(); err == nil {
-				name = ld.Policy.Table
-			}
-			conn, err := nft.Open()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			if err := st.Cancel(); err != nil {
-				return err
-			}
-			if err := conn.Delete(name); err != nil {
-				return err
-			}
-			if err := st.SetApplied(nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, "Firewall stopped and disabled at boot.")
@@ -249,32 +262,25 @@ func (e *env) bootCommand() *cobra.Command {
 		Hidden: true,
 		Args:   usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st := e.store()
-			unlock, err := st.Lock()
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			// A pending apply did not survive the reboot: its timer is gone,
-			// and the confirmed ruleset is what we restore.
-			if err := st.Cancel(); err != nil {
-				return err
-			}
-			tbl, err := st.Applied()
+			var tbl *nft.Table
+			err := e.withKernel(func(st *confirm.Store, conn *nft.Conn) error {
+				// A pending apply did not survive the reboot: its timer is
+				// gone, and the confirmed ruleset is what we restore.
+				if err := st.Cancel(); err != nil {
+					return err
+				}
+				var err error
+				if tbl, err = st.Applied(); err != nil || tbl == nil {
+					return err
+				}
+				return conn.Replace(tbl)
+			})
 			if err != nil {
 				return err
 			}
 			if tbl == nil {
 				fmt.Fprintln(e.stdout, "moat is disabled; nothing to restore.")
 				return nil
-			}
-			conn, err := nft.Open()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			if err := conn.Replace(tbl); err != nil {
-				return err
 			}
 			fmt.Fprintf(e.stdout, "Restored table inet %s.\n", tbl.Name)
 			return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,10 +172,8 @@ func (p *pipeline) dispatch(ctx context.Context) {
 				p.packet(o)
 				continue
 			}
+			// Each jail filters by its own sources (JailConfig.Sources).
 			for _, j := range p.jails {
-				if !slices.Contains(j.sources, o.Source) {
-					continue
-				}
 				if f := j.jail.Observe(o); f != nil {
 					j.bans.Add(1)
 					p.d.decide(*f)

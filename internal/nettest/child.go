@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -51,4 +52,19 @@ func netnsID(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// Output runs name with args (stdin fed from stdin) in the test's own
+// namespace and returns its stdout, failing the test on error.
+func Output(t testing.TB, stdin string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
 }

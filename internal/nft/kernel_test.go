@@ -31,16 +31,7 @@ func inNetNS(t *testing.T) bool { return nettest.InChild(t) }
 
 // run runs a command in the test's namespace and returns its stdout.
 func run(t *testing.T, stdin string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return nettest.Output(t, stdin, name, args...)
 }
 
 // listing is what nft shows of a table: the stateless listing, and the

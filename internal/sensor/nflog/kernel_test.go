@@ -1,11 +1,9 @@
 package nflog
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,17 +21,9 @@ import (
 // inNetNS runs the test in a fresh network namespace (see nettest.InChild).
 func inNetNS(t *testing.T) bool { return nettest.InChild(t) }
 
+// run runs a command in the test's namespace and returns its stdout.
 func run(t *testing.T, stdin string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return nettest.Output(t, stdin, name, args...)
 }
 
 // logRules is a table that drops and logs to group 100 what moat's
