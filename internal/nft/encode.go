@@ -247,10 +247,21 @@ func (e *encoder) chain(c *Chain) (*nftables.Chain, error) {
 		hook = nftables.ChainHookOutput
 	case HookForward:
 		hook = nftables.ChainHookForward
+	case HookPrerouting:
+		hook = nftables.ChainHookPrerouting
 	default:
 		return nil, invalidf("unknown hook %d", c.Hook)
 	}
-	if c.Priority < math.MinInt32 || c.Priority > math.MaxInt32 {
+	ctype, prio := nftables.ChainTypeFilter, c.Priority
+	switch {
+	case c.Type == ChainNAT && c.Hook == HookPrerouting:
+		ctype, prio = nftables.ChainTypeNAT, prio-100
+	case c.Type == ChainNAT || c.Hook == HookPrerouting:
+		return nil, invalidf("chain %s: moat makes nat chains at prerouting only, and filter chains elsewhere", c.Name)
+	case c.Type != ChainFilter:
+		return nil, invalidf("chain %s: unknown type %d", c.Name, c.Type)
+	}
+	if prio < math.MinInt32 || prio > math.MaxInt32 {
 		return nil, invalidf("priority %d out of range", c.Priority)
 	}
 	var policy nftables.ChainPolicy
@@ -262,9 +273,9 @@ func (e *encoder) chain(c *Chain) (*nftables.Chain, error) {
 	default:
 		return nil, invalidf("policy must be accept or drop")
 	}
-	ch.Type = nftables.ChainTypeFilter
+	ch.Type = ctype
 	ch.Hooknum = hook
-	ch.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority))
+	ch.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(prio))
 	ch.Policy = &policy
 	return ch, nil
 }
@@ -519,6 +530,9 @@ func (e *encoder) rule(ch *nftables.Chain, r *Rule) (ruleMsg, error) {
 		if isNil(x) {
 			return ruleMsg{}, invalidf("expression %d is nil", i)
 		}
+		if _, ok := x.(*DNAT); ok && ch.Type != nftables.ChainTypeNAT {
+			return ruleMsg{}, invalidf("%s outside a nat chain", exprText(x))
+		}
 		if v, ok := x.(*Verdict); ok && i != len(r.Exprs)-1 {
 			return ruleMsg{}, invalidf("verdict %s is not the last expression", exprText(v))
 		}
@@ -667,6 +681,33 @@ func (re *ruleEnc) expr(x Expr) error {
 		return invalidf("ct count outside a meter")
 	case *Counter:
 		re.add(&expr.Counter{})
+	case *CtMark:
+		if x.Mask == 0 || x.Value&^x.Mask != 0 {
+			return invalidf("ct mark: value %#x outside mask %#x", x.Value, x.Mask)
+		}
+		re.add(ctBits(expr.CtKeyMARK, x.Mask, x.Value)...)
+	case *CtStatus:
+		if x.Bits == 0 {
+			return invalidf("ct status without bits")
+		}
+		re.add(ctBits(expr.CtKeySTATUS, x.Bits, x.Bits)...)
+	case *CtMarkSet:
+		if x.Bits == 0 {
+			return invalidf("ct mark set without bits")
+		}
+		re.add(
+			&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
+			&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(^x.Bits), Xor: binaryutil.NativeEndian.PutUint32(x.Bits)},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: reg, SourceRegister: true},
+		)
+	case *FibLocal:
+		re.add(
+			&expr.Fib{Register: reg, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binaryutil.NativeEndian.PutUint32(uint32(unix.RTN_LOCAL))},
+		)
+	case *DNAT:
+		return re.dnat(x)
 	case *Log:
 		l, err := logExpr(x)
 		if err != nil {
@@ -1116,5 +1157,50 @@ func (re *ruleEnc) verdict(x *Verdict) error {
 	default:
 		return invalidf("unknown verdict %d", x.Kind)
 	}
+	return nil
+}
+
+// ctBits loads a conntrack key and compares key & mask with value, both
+// host-endian.
+func ctBits(key expr.CtKey, mask, value uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: key, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binaryutil.NativeEndian.PutUint32(value)},
+	}
+}
+
+// dnat loads the target into registers and rewrites the destination: the
+// address in register 1 and the port in register 2 for dnat, the port in
+// register 1 for redirect, as nft does.
+func (re *ruleEnc) dnat(x *DNAT) error {
+	if x.Port == 0 {
+		return invalidf("dnat without a port")
+	}
+	if re.l4 != int(ProtoTCP) && re.l4 != int(ProtoUDP) {
+		return invalidf("dnat to a port needs a tcp or udp match before it")
+	}
+	port := binaryutil.BigEndian.PutUint16(x.Port)
+	if !x.Addr.IsValid() {
+		re.add(
+			&expr.Immediate{Register: reg, Data: port},
+			&expr.Redir{RegisterProtoMin: reg, Flags: expr.NF_NAT_RANGE_PROTO_SPECIFIED},
+		)
+		return nil
+	}
+	addr := x.Addr.Unmap()
+	if x.Addr.Zone() != "" || addr.IsUnspecified() {
+		return invalidf("dnat to %s: want a plain unicast address", x.Addr)
+	}
+	v6 := addr.Is6()
+	if re.nf != nfproto(v6) {
+		return invalidf("dnat to %s needs a %s match before it", addr, familyName(nfproto(v6)))
+	}
+	re.add(
+		&expr.Immediate{Register: reg, Data: addr.AsSlice()},
+		&expr.Immediate{Register: reg + 1, Data: port},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(nfproto(v6)), RegAddrMin: reg, RegProtoMin: reg + 1, Specified: true},
+	)
 	return nil
 }

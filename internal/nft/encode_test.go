@@ -47,6 +47,25 @@ func TestValidateRefuses(t *testing.T) {
 		{"nil expression", func(t *Table) { t.Chains[0].Rules[0].Exprs[0] = nil }},
 		{"typed nil expression", func(t *Table) { t.Chains[0].Rules[0].Exprs[0] = (*Addr)(nil) }},
 		{"verdict not last", func(t *Table) { t.Chains[0].Rules[0].Exprs = []Expr{drop, &Counter{}} }},
+		{"dnat in a filter chain", func(t *Table) {
+			t.Chains[0].Rules[0].Exprs = []Expr{&Port{Dir: Dst, Proto: ProtoTCP, Ranges: []PortRange{{22, 22}}}, &DNAT{Port: 2222}}
+		}},
+		{"nat chain at input", func(t *Table) { t.Chains[0].Type = ChainNAT }},
+		{"filter chain at prerouting", func(t *Table) { t.Chains[0].Hook = HookPrerouting }},
+		{"dnat without a protocol", func(t *Table) {
+			t.Chains = append(t.Chains, natChain(&NfProto{}, &DNAT{Addr: netip.MustParseAddr("192.0.2.1"), Port: 1}))
+		}},
+		{"dnat without a port", func(t *Table) {
+			t.Chains = append(t.Chains, natChain(&Port{Dir: Dst, Proto: ProtoTCP, Ranges: []PortRange{{22, 22}}}, &DNAT{}))
+		}},
+		{"dnat without a family", func(t *Table) {
+			t.Chains = append(t.Chains, natChain(&Port{Dir: Dst, Proto: ProtoTCP, Ranges: []PortRange{{22, 22}}}, &DNAT{Addr: netip.MustParseAddr("192.0.2.1"), Port: 1}))
+		}},
+		{"dnat to the other family", func(t *Table) {
+			t.Chains = append(t.Chains, natChain(&NfProto{V6: true}, &Port{Dir: Dst, Proto: ProtoTCP, Ranges: []PortRange{{22, 22}}}, &DNAT{Addr: netip.MustParseAddr("192.0.2.1"), Port: 1}))
+		}},
+		{"ct mark value outside mask", func(t *Table) { t.Chains[0].Rules[0].Exprs = []Expr{&CtMark{Mask: 1, Value: 2}, drop} }},
+		{"ct mark set nothing", func(t *Table) { t.Chains[0].Rules[0].Exprs = []Expr{&CtMarkSet{}, drop} }},
 		{"jump to missing chain", func(t *Table) { t.Chains[0].Rules[1].Exprs = []Expr{&Verdict{Kind: VerdictJump, Chain: "x"}} }},
 		{"jump to base chain", func(t *Table) { t.Chains[0].Rules[1].Exprs = []Expr{&Verdict{Kind: VerdictJump, Chain: "in"}} }},
 		{"chain on accept", func(t *Table) { t.Chains[0].Rules[1].Exprs = []Expr{&Verdict{Kind: VerdictAccept, Chain: "j"}} }},
@@ -373,4 +392,8 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		}
 	})
+}
+
+func natChain(exprs ...Expr) *Chain {
+	return &Chain{Name: "nat_pre", Type: ChainNAT, Hook: HookPrerouting, Rules: []*Rule{{Exprs: exprs}}}
 }

@@ -45,6 +45,8 @@ func allTable() *Table {
 		Chains: []*Chain{
 			{Name: "input", Hook: HookInput, Priority: 0, Policy: VerdictDrop, Rules: []*Rule{
 				rule("", &IfName{In: true, Name: "lo"}, accept),
+				rule("", &CtMark{Mask: 0x40000000, Value: 0x40000000}, &CtStatus{Bits: CtStatusDNAT}, &Counter{}, accept),
+				rule("", &CtMark{Mask: 0x3, Value: 0x1}, drop),
 				rule("", &CtState{States: CtEstablished | CtRelated}, accept),
 				rule("", &CtState{States: CtNew, Negate: true}, drop),
 				rule("", &CtState{States: CtEstablished | CtRelated, Negate: true}, &Counter{}),
@@ -115,6 +117,14 @@ func allTable() *Table {
 				rule("x", &IfName{Name: "lo"}, &Counter{}, accept),
 			}},
 			{Name: "forward", Hook: HookForward, Priority: -5, Policy: VerdictDrop},
+			{Name: "pre", Type: ChainNAT, Hook: HookPrerouting, Policy: VerdictAccept, Rules: []*Rule{
+				rule("redirect", &FibLocal{}, &NfProto{}, &Addr{Dir: Src, Set: "kban4"}, &Port{Dir: Dst, Proto: ProtoTCP, Ranges: []PortRange{{22, 22}}},
+					&CtMarkSet{Bits: 0x40000000}, &Counter{}, &DNAT{Addr: netip.MustParseAddr("192.0.2.9"), Port: 2222}),
+				rule("", &NfProto{V6: true}, &Addr{Dir: Src, V6: true, Set: "ban6"}, &Port{Dir: Dst, Proto: ProtoTCP, Ranges: []PortRange{{22, 22}}},
+					&DNAT{Addr: netip.MustParseAddr("2001:db8::9"), Port: 2222}),
+				rule("", &Port{Dir: Dst, Proto: ProtoUDP, Ranges: []PortRange{{53, 53}}}, &DNAT{Port: 5353}),
+			}},
+			{Name: "pre2", Type: ChainNAT, Hook: HookPrerouting, Priority: 10, Policy: VerdictAccept},
 		},
 	}
 }

@@ -40,6 +40,7 @@ type jsonSet struct {
 
 type jsonChain struct {
 	Name     string     `json:"name"`
+	Type     string     `json:"type,omitempty"` // omitted: filter
 	Hook     string     `json:"hook,omitempty"`
 	Priority int        `json:"priority,omitempty"`
 	Policy   string     `json:"policy,omitempty"` // omitted: accept, the zero VerdictKind
@@ -124,6 +125,16 @@ type (
 	}
 	jsonCounter struct {
 		Type string `json:"type"`
+	}
+	jsonCtBits struct {
+		Type  string `json:"type"`
+		Mask  uint32 `json:"mask,omitempty"`
+		Value uint32 `json:"value"`
+	}
+	jsonDNAT struct {
+		Type string     `json:"type"`
+		Addr netip.Addr `json:"addr,omitzero"`
+		Port uint16     `json:"port"`
 	}
 	jsonLog struct {
 		Type   string  `json:"type"`
@@ -236,7 +247,8 @@ func unmarshalSet(js jsonSet) (*Set, error) {
 }
 
 var (
-	hooks        = map[Hook]string{HookInput: "input", HookOutput: "output", HookForward: "forward"}
+	hooks        = map[Hook]string{HookInput: "input", HookOutput: "output", HookForward: "forward", HookPrerouting: "prerouting"}
+	chainTypes   = map[ChainType]string{ChainFilter: "filter", ChainNAT: "nat"}
 	verdictKinds = map[VerdictKind]string{
 		VerdictAccept: "accept", VerdictDrop: "drop", VerdictReject: "reject",
 		VerdictRejectTCPReset: "reject_tcp_reset", VerdictJump: "jump", VerdictReturn: "return",
@@ -266,6 +278,11 @@ func nameOf[K comparable](names map[K]string, k K, what string) (string, error) 
 func marshalChain(c *Chain) (jsonChain, error) {
 	jc := jsonChain{Name: c.Name, Priority: c.Priority}
 	var err error
+	if c.Type != ChainFilter {
+		if jc.Type, err = nameOf(chainTypes, c.Type, "chain type"); err != nil {
+			return jsonChain{}, err
+		}
+	}
 	if c.Hook != HookNone {
 		if jc.Hook, err = nameOf(hooks, c.Hook, "hook"); err != nil {
 			return jsonChain{}, err
@@ -296,6 +313,11 @@ func marshalChain(c *Chain) (jsonChain, error) {
 func unmarshalChain(jc jsonChain) (*Chain, error) {
 	c := &Chain{Name: jc.Name, Priority: jc.Priority}
 	var err error
+	if jc.Type != "" {
+		if c.Type, err = parseName(chainTypes, jc.Type, "chain type"); err != nil {
+			return nil, err
+		}
+	}
 	if jc.Hook != "" {
 		if c.Hook, err = parseName(hooks, jc.Hook, "hook"); err != nil {
 			return nil, err
@@ -456,6 +478,16 @@ func marshalExpr(x Expr) (json.RawMessage, error) {
 		v = j
 	case *Counter:
 		v = jsonCounter{"counter"}
+	case *FibLocal:
+		v = jsonCounter{"fib_local"}
+	case *CtMark:
+		v = jsonCtBits{"ct_mark", x.Mask, x.Value}
+	case *CtMarkSet:
+		v = jsonCtBits{"ct_mark_set", 0, x.Bits}
+	case *CtStatus:
+		v = jsonCtBits{"ct_status", 0, x.Bits}
+	case *DNAT:
+		v = jsonDNAT{"dnat", x.Addr, x.Port}
 	case *Log:
 		v = jsonLog{"log", x.Prefix, x.Level, x.Group}
 	case *Verdict:
@@ -610,6 +642,32 @@ func unmarshalExpr(raw json.RawMessage) (Expr, error) {
 			return nil, err
 		}
 		return &Counter{}, nil
+	case "fib_local":
+		var j jsonCounter
+		if err := strictUnmarshal(raw, &j); err != nil {
+			return nil, err
+		}
+		return &FibLocal{}, nil
+	case "ct_mark", "ct_mark_set", "ct_status":
+		var j jsonCtBits
+		if err := strictUnmarshal(raw, &j); err != nil {
+			return nil, err
+		}
+		switch {
+		case head.Type == "ct_mark":
+			return &CtMark{Mask: j.Mask, Value: j.Value}, nil
+		case j.Mask != 0:
+			return nil, fmt.Errorf("%s takes no mask", head.Type)
+		case head.Type == "ct_mark_set":
+			return &CtMarkSet{Bits: j.Value}, nil
+		}
+		return &CtStatus{Bits: j.Value}, nil
+	case "dnat":
+		var j jsonDNAT
+		if err := strictUnmarshal(raw, &j); err != nil {
+			return nil, err
+		}
+		return &DNAT{Addr: j.Addr, Port: j.Port}, nil
 	case "log":
 		var j jsonLog
 		if err := strictUnmarshal(raw, &j); err != nil {

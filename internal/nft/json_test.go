@@ -13,7 +13,7 @@ import (
 
 // everyExprType lists one value of each Expr implementation; the test below
 // fails when a type is added to the model without a JSON form.
-var everyExprType = []Expr{&IfName{}, &NfProto{}, &L4Proto{}, &Addr{}, &Port{}, &CtState{}, &TCPFlags{}, &ICMPType{}, &Limit{}, &Meter{}, &CtCount{}, &Counter{}, &Log{}, &Verdict{}}
+var everyExprType = []Expr{&IfName{}, &NfProto{}, &L4Proto{}, &Addr{}, &Port{}, &CtState{}, &TCPFlags{}, &ICMPType{}, &Limit{}, &Meter{}, &CtCount{}, &Counter{}, &Log{}, &Verdict{}, &CtMark{}, &CtMarkSet{}, &CtStatus{}, &FibLocal{}, &DNAT{}}
 
 func TestJSONRoundTrip(t *testing.T) {
 	tbl := allTable()
@@ -56,7 +56,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		{Comment: "no expressions"},
 	}})
 	want.Sets[0].Timeout = -time.Nanosecond
-	if diff := cmp.Diff(want, &got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, &got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 	again, err := json.Marshal(&got)
@@ -80,7 +80,7 @@ func TestJSONStrict(t *testing.T) {
 		{"unknown expression", `{"name":"t","chains":[{"name":"c","rules":[{"exprs":[{"type":"nat"}]}]}]}`, `unknown expression type "nat"`},
 		{"field of another type", `{"name":"t","chains":[{"name":"c","rules":[{"exprs":[{"type":"counter","rate":1}]}]}]}`, "unknown field"},
 		{"null expression", `{"name":"t","chains":[{"name":"c","rules":[{"exprs":[null]}]}]}`, "unknown expression type"},
-		{"bad hook", `{"name":"t","chains":[{"name":"c","hook":"prerouting"}]}`, `unknown hook "prerouting"`},
+		{"bad hook", `{"name":"t","chains":[{"name":"c","hook":"postrouting"}]}`, `unknown hook "postrouting"`},
 		{"bad key type", `{"name":"t","sets":[{"name":"s","type":"ether_addr"}]}`, "unknown key type"},
 		{"bad port", `{"name":"t","sets":[{"name":"s","type":"inet_service","ports":["70000"]}]}`, "out of range"},
 		{"bad state", `{"name":"t","chains":[{"name":"c","rules":[{"exprs":[{"type":"ct_state","states":["new","old"]}]}]}]}`, `unknown flag "old"`},

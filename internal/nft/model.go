@@ -66,6 +66,7 @@ const (
 	HookInput
 	HookOutput
 	HookForward
+	HookPrerouting // nat chains only: where dnat and redirect happen
 )
 
 func (h Hook) String() string {
@@ -76,14 +77,36 @@ func (h Hook) String() string {
 		return "output"
 	case HookForward:
 		return "forward"
+	case HookPrerouting:
+		return "prerouting"
 	}
 	return ""
 }
 
-// Chain is a chain of rules. Base chains (Hook != HookNone) are filter chains
-// at Priority with Policy as the verdict for packets that fall off the end.
+// ChainType is what a base chain may do: filter (the default) or nat, which
+// sees only the first packet of each connection and may rewrite its
+// destination.
+type ChainType int
+
+const (
+	ChainFilter ChainType = iota
+	ChainNAT
+)
+
+func (t ChainType) String() string {
+	if t == ChainNAT {
+		return "nat"
+	}
+	return "filter"
+}
+
+// Chain is a chain of rules. Base chains (Hook != HookNone) are chains of
+// Type at Priority, relative to the type's standard priority ("filter", 0,
+// or "dstnat", -100, as nft names them), with Policy as the verdict for
+// packets that fall off the end.
 type Chain struct {
 	Name     string
+	Type     ChainType
 	Hook     Hook
 	Priority int
 	Policy   VerdictKind // VerdictAccept or VerdictDrop; base chains only
@@ -205,6 +228,37 @@ type SetAdd struct {
 	Timeout time.Duration
 }
 
+// CtMark matches bits of the connection's mark: ct mark & Mask == Value.
+type CtMark struct{ Mask, Value uint32 }
+
+// CtMarkSet sets Bits in the connection's mark and keeps the others, so
+// that marks other tools use survive: ct mark set ct mark | Bits.
+type CtMarkSet struct{ Bits uint32 }
+
+// CtStatus matches connections that have every bit of Bits in their
+// conntrack status (CtStatusDNAT...): ct status & Bits == Bits.
+type CtStatus struct{ Bits uint32 }
+
+// Conntrack status bits, as the kernel defines them.
+const (
+	CtStatusSNAT uint32 = 1 << 4
+	CtStatusDNAT uint32 = 1 << 5
+)
+
+// FibLocal matches packets addressed to one of this host's own addresses:
+// fib daddr type local.
+type FibLocal struct{}
+
+// DNAT rewrites the destination of a connection's first packet, in a nat
+// chain: to Addr:Port (dnat ip|ip6 to ...), or, when Addr is the zero
+// Addr, to Port on the address the packet was sent to (redirect to :Port).
+// The rule must match the family of Addr and the protocol (a Port match)
+// before it.
+type DNAT struct {
+	Addr netip.Addr
+	Port uint16
+}
+
 // Counter counts packets and bytes that reach it.
 type Counter struct{}
 
@@ -263,18 +317,23 @@ const (
 	TCPCwr uint8 = 0x80
 )
 
-func (*IfName) isExpr()   {}
-func (*NfProto) isExpr()  {}
-func (*L4Proto) isExpr()  {}
-func (*Addr) isExpr()     {}
-func (*Port) isExpr()     {}
-func (*CtState) isExpr()  {}
-func (*TCPFlags) isExpr() {}
-func (*ICMPType) isExpr() {}
-func (*Limit) isExpr()    {}
-func (*Meter) isExpr()    {}
-func (*CtCount) isExpr()  {}
-func (*Counter) isExpr()  {}
-func (*SetAdd) isExpr()   {}
-func (*Log) isExpr()      {}
-func (*Verdict) isExpr()  {}
+func (*IfName) isExpr()    {}
+func (*NfProto) isExpr()   {}
+func (*L4Proto) isExpr()   {}
+func (*Addr) isExpr()      {}
+func (*Port) isExpr()      {}
+func (*CtState) isExpr()   {}
+func (*TCPFlags) isExpr()  {}
+func (*ICMPType) isExpr()  {}
+func (*Limit) isExpr()     {}
+func (*Meter) isExpr()     {}
+func (*CtCount) isExpr()   {}
+func (*Counter) isExpr()   {}
+func (*CtMark) isExpr()    {}
+func (*CtMarkSet) isExpr() {}
+func (*CtStatus) isExpr()  {}
+func (*FibLocal) isExpr()  {}
+func (*DNAT) isExpr()      {}
+func (*SetAdd) isExpr()    {}
+func (*Log) isExpr()       {}
+func (*Verdict) isExpr()   {}

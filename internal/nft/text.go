@@ -94,7 +94,7 @@ func (c *Chain) text(b *strings.Builder) {
 		if c.Policy == VerdictDrop {
 			pol = "drop"
 		}
-		fmt.Fprintf(b, "\t\ttype filter hook %s priority %s; policy %s;\n", c.Hook, priorityText(c.Priority), pol)
+		fmt.Fprintf(b, "\t\ttype %s hook %s priority %s; policy %s;\n", c.Type, c.Hook, priorityText(c.Type, c.Priority), pol)
 	}
 	for _, r := range c.Rules {
 		b.WriteString("\t\t")
@@ -104,14 +104,20 @@ func (c *Chain) text(b *strings.Builder) {
 	b.WriteString("\t}\n")
 }
 
-func priorityText(p int) string {
+// priorityText names a base chain's priority as nft does: relative to
+// filter (0), or to dstnat (-100) for nat chains.
+func priorityText(t ChainType, p int) string {
+	base := "filter"
+	if t == ChainNAT {
+		base = "dstnat"
+	}
 	switch {
 	case p == 0:
-		return "filter"
+		return base
 	case p > 0:
-		return "filter + " + strconv.Itoa(p)
+		return base + " + " + strconv.Itoa(p)
 	default:
-		return "filter - " + strconv.Itoa(-p)
+		return base + " - " + strconv.Itoa(-p)
 	}
 }
 
@@ -263,6 +269,22 @@ func exprText(e Expr) string {
 		return fmt.Sprintf("ct count %d", e.N)
 	case *Counter:
 		return "counter"
+	case *CtMark:
+		return fmt.Sprintf("ct mark & %#08x == %#08x", e.Mask, e.Value)
+	case *CtMarkSet:
+		return fmt.Sprintf("ct mark set ct mark | %#08x", e.Bits)
+	case *CtStatus:
+		return fmt.Sprintf("ct status & %#08x == %#08x", e.Bits, e.Bits)
+	case *FibLocal:
+		return "fib daddr type local"
+	case *DNAT:
+		switch {
+		case !e.Addr.IsValid():
+			return fmt.Sprintf("redirect to :%d", e.Port)
+		case e.Addr.Is4():
+			return fmt.Sprintf("dnat ip to %s:%d", e.Addr, e.Port)
+		}
+		return fmt.Sprintf("dnat ip6 to [%s]:%d", e.Addr, e.Port)
 	case *Log:
 		s := "log"
 		if e.Prefix != "" {
