@@ -63,7 +63,17 @@ type HoneypotFile struct {
 	UDP     []int    `toml:"udp"`
 	BanTime Duration `toml:"bantime"`
 	Listen  bool     `toml:"listen"`
+	// UDPVerify makes the daemon answer datagrams on the UDP trap ports
+	// with a cookie and ban a source that sends it back (package
+	// udptrap). Off, UDP traps only alert.
+	UDPVerify bool `toml:"udp_verify"`
+	// TCPBytes is how many random bytes the listener writes to a trap
+	// connection before resetting it (0: reset at once).
+	TCPBytes int `toml:"tcp_bytes"`
 }
+
+// MaxTrapBytes bounds [honeypot] tcp_bytes.
+const MaxTrapBytes = 4096
 
 // Scan is the validated [scan] table (daemon side; the kernel side is in
 // policy.Policy.Scan).
@@ -298,6 +308,12 @@ func (v *validator) scanParts(f *File, ld *Loaded) {
 	}
 	ld.Scan = sc
 	ld.Honeypot = f.Honeypot
+	if h := f.Honeypot; h.TCPBytes < 0 || h.TCPBytes > MaxTrapBytes {
+		v.add("honeypot.tcp_bytes", fmt.Errorf("%d out of range 0-%d (random bytes sent to a trap connection; 0: reset at once)", h.TCPBytes, MaxTrapBytes))
+	}
+	if h := f.Honeypot; h.UDPVerify && !h.Listen {
+		v.add("honeypot.udp_verify", fmt.Errorf("needs listen = true: the daemon's listener answers the datagrams"))
+	}
 	if ld.Policy == nil {
 		return
 	}
