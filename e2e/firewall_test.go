@@ -378,6 +378,16 @@ action = "allow"
 direction = "routed"
 in_on = "adm0"
 out_on = "wan0"
+
+[[redirect]]
+port = 2200
+from = "!admins"
+to = ["2222"]
+
+[[redirect]]
+port = 53
+proto = "udp"
+to = ["192.0.2.53:53", "[2001:db8:c::53]:53"]
 `)
 	text := b.mustMoat("show")
 	b.mustMoat("up", "--force")

@@ -30,13 +30,14 @@ const maxFileSize = 4 << 20
 
 // File is moat.toml as written. Unset keys keep the defaults of Defaults().
 type File struct {
-	Firewall Firewall            `toml:"firewall"`
-	Defaults DefaultPolicies     `toml:"defaults"`
-	Networks map[string][]string `toml:"networks"`
-	Guards   Guards              `toml:"guards"`
-	Logging  Logging             `toml:"logging"`
-	Limit    Limit               `toml:"limit"`
-	Rules    []policy.Spec       `toml:"rule"`
+	Firewall  Firewall            `toml:"firewall"`
+	Defaults  DefaultPolicies     `toml:"defaults"`
+	Networks  map[string][]string `toml:"networks"`
+	Guards    Guards              `toml:"guards"`
+	Logging   Logging             `toml:"logging"`
+	Limit     Limit               `toml:"limit"`
+	Rules     []policy.Spec       `toml:"rule"`
+	Redirects []RedirectFile      `toml:"redirect"`
 
 	Daemon   DaemonFile            `toml:"daemon"`
 	Bans     BansFile              `toml:"bans"`
@@ -204,6 +205,7 @@ func load(path string, data []byte) (*Loaded, error) {
 		pol.Rules = append(pol.Rules, r)
 	}
 	ld.Policy = pol
+	v.redirects(&f, pol)
 	v.daemonParts(&f, ld, pol.Networks)
 	errs := append(v.errs, mv.errs...)
 	if len(errs) > 0 {

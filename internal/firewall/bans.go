@@ -91,6 +91,9 @@ func banSets() []*nft.Set {
 // connections the source already has open.
 func bansChain(p *policy.Policy) *nft.Chain {
 	ch := &nft.Chain{Name: chainBans}
+	if hasRedirects(p) {
+		ch.Rules = append(ch.Rules, redirectedRule())
+	}
 	if p != nil && p.Scan.Block {
 		for _, v6 := range []bool{false, true} {
 			set := scanSetV4

@@ -75,6 +75,9 @@ func Compile(p *policy.Policy) (*nft.Table, error) {
 	if traps != nil {
 		c.t.Chains = append(c.t.Chains, traps)
 	}
+	if rd := c.redirectChain(); rd != nil {
+		c.t.Chains = append(c.t.Chains, rd)
+	}
 	return c.t, nil
 }
 

@@ -126,8 +126,9 @@ func parseProcNet(r io.Reader) ([]Session, error) {
 
 // Error says why a policy was refused.
 type Error struct {
-	Cut   []Session // sessions whose new connections the policy would refuse
-	NoSSH bool      // incoming is denied and no rule admits SSH at all
+	Cut        []Session // sessions whose new connections the policy would refuse
+	Redirected []Session // sessions whose new connections would go to a honeypot
+	NoSSH      bool      // incoming is denied and no rule admits SSH at all
 }
 
 func (e *Error) Error() string {
@@ -135,6 +136,9 @@ func (e *Error) Error() string {
 	b.WriteString("refusing a policy that would lock you out")
 	for _, s := range e.Cut {
 		fmt.Fprintf(&b, "\n  it would refuse new SSH connections from %s to %s, like the session %s", s.Peer.Addr(), s.Local, s)
+	}
+	for _, s := range e.Redirected {
+		fmt.Fprintf(&b, "\n  it would redirect new SSH connections from %s to %s to a honeypot, like the session %s", s.Peer.Addr(), s.Local, s)
 	}
 	if e.NoSSH {
 		b.WriteString("\n  incoming traffic is denied and no rule admits SSH; add one (e.g. `moat limit ssh`)")
@@ -158,6 +162,10 @@ func Check(p *policy.Policy, sessions []Session) error {
 		act, _ := p.Decide(pkt)
 		if act == policy.Deny || act == policy.Reject {
 			e.Cut = append(e.Cut, s)
+			continue
+		}
+		if _, ok := p.Redirected(pkt); ok && pkt.InIface != "lo" {
+			e.Redirected = append(e.Redirected, s)
 		}
 	}
 	for _, f := range policy.Lint(p) {
@@ -165,7 +173,7 @@ func Check(p *policy.Policy, sessions []Session) error {
 			e.NoSSH = true
 		}
 	}
-	if len(e.Cut) == 0 && !e.NoSSH {
+	if len(e.Cut) == 0 && len(e.Redirected) == 0 && !e.NoSSH {
 		return nil
 	}
 	return e

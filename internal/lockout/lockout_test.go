@@ -82,17 +82,23 @@ func TestCheck(t *testing.T) {
 		sessions []Session
 		cut      int
 		noSSH    bool
+		redirect int
 	}{
-		{"admitted", pol(policy.Deny, sshFrom("203.0.113.0/24")), []Session{admin}, 0, false},
-		{"cut", pol(policy.Deny, sshFrom("198.51.100.0/24")), []Session{admin}, 1, false},
-		{"no ssh at all", pol(policy.Deny), nil, 0, true},
-		{"reject cuts too", pol(policy.Reject, sshFrom("198.51.100.0/24")), []Session{admin}, 1, false},
-		{"allow default", pol(policy.Allow), []Session{admin}, 0, false},
-		{"loopback session", pol(policy.Deny, sshFrom("198.51.100.0/24")), []Session{local}, 0, false},
+		{"admitted", pol(policy.Deny, sshFrom("203.0.113.0/24")), []Session{admin}, 0, false, 0},
+		{"cut", pol(policy.Deny, sshFrom("198.51.100.0/24")), []Session{admin}, 1, false, 0},
+		{"no ssh at all", pol(policy.Deny), nil, 0, true, 0},
+		{"reject cuts too", pol(policy.Reject, sshFrom("198.51.100.0/24")), []Session{admin}, 1, false, 0},
+		{"allow default", pol(policy.Allow), []Session{admin}, 0, false, 0},
+		{"loopback session", pol(policy.Deny, sshFrom("198.51.100.0/24")), []Session{local}, 0, false, 0},
+		{"redirected outside admins", redirected(pol(policy.Deny, sshFrom("")), "198.51.100.0/24", true), []Session{admin}, 0, false, 1},
+		{"redirected inside a network", redirected(pol(policy.Deny, sshFrom("")), "203.0.113.0/24", false), []Session{admin}, 0, false, 1},
+		{"not redirected: an admin", redirected(pol(policy.Deny, sshFrom("")), "203.0.113.0/24", true), []Session{admin}, 0, false, 0},
+		{"not redirected: allowlisted", allowlisted(redirected(pol(policy.Deny, sshFrom("")), "198.51.100.0/24", true), "203.0.113.10/32"), []Session{admin}, 0, false, 0},
+		{"not redirected: only banned sources", banned(pol(policy.Deny, sshFrom(""))), []Session{admin}, 0, false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := Check(c.p, c.sessions)
-			if c.cut == 0 && !c.noSSH {
+			if c.cut == 0 && !c.noSSH && c.redirect == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
@@ -102,9 +108,27 @@ func TestCheck(t *testing.T) {
 			if !ok {
 				t.Fatalf("err = %v, want *Error", err)
 			}
-			if len(le.Cut) != c.cut || le.NoSSH != c.noSSH {
-				t.Errorf("cut %d noSSH %v, want %d %v: %v", len(le.Cut), le.NoSSH, c.cut, c.noSSH, err)
+			if len(le.Cut) != c.cut || le.NoSSH != c.noSSH || len(le.Redirected) != c.redirect {
+				t.Errorf("cut %d noSSH %v redirected %d, want %d %v %d: %v", len(le.Cut), le.NoSSH, len(le.Redirected), c.cut, c.noSSH, c.redirect, err)
 			}
 		})
 	}
+}
+
+// redirected adds a redirect of SSH from the sources in (or, with except,
+// outside) prefix to a local honeypot port.
+func redirected(p *policy.Policy, prefix string, except bool) *policy.Policy {
+	p.Redirects = append(p.Redirects, policy.Redirect{Proto: policy.ProtoTCP, Port: 22, LocalPort: 2222, Except: except,
+		From: policy.Endpoint{Text: prefix, Prefixes: []netip.Prefix{netip.MustParsePrefix(prefix)}}})
+	return p
+}
+
+func banned(p *policy.Policy) *policy.Policy {
+	p.Redirects = append(p.Redirects, policy.Redirect{Proto: policy.ProtoTCP, Port: 22, LocalPort: 2222, Banned: true})
+	return p
+}
+
+func allowlisted(p *policy.Policy, prefix string) *policy.Policy {
+	p.Allowlist = append(p.Allowlist, netip.MustParsePrefix(prefix))
+	return p
 }

@@ -101,3 +101,32 @@ func endpointHas(e Endpoint, a netip.Addr) bool {
 	}
 	return false
 }
+
+// Redirected returns the index in p.Redirects of the redirect that sends
+// pkt, the first packet of an incoming connection from a source that is
+// not banned, to a honeypot instead of the service it was meant for.
+// Allowlisted sources are never redirected.
+func (p *Policy) Redirected(pkt Packet) (int, bool) {
+	if pkt.Direction != In {
+		return 0, false
+	}
+	src := pkt.Src.Unmap()
+	for _, a := range p.Allowlist {
+		if a.Contains(src) {
+			return 0, false
+		}
+	}
+	for i := range p.Redirects {
+		r := &p.Redirects[i]
+		if r.Banned || r.Proto != pkt.Proto || r.Port != pkt.DstPort {
+			continue
+		}
+		if _, _, ok := r.Target(src.Is6()); !ok {
+			continue
+		}
+		if endpointHas(r.From, src) != r.Except {
+			return i, true
+		}
+	}
+	return 0, false
+}

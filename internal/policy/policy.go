@@ -30,8 +30,62 @@ type Policy struct {
 	Allowlist []netip.Prefix
 	Scan      ScanGuard
 	Honeypot  Honeypot
+	Redirects []Redirect
 
 	Rules []Rule
+}
+
+// Redirect sends new connections to a real service port from hostile
+// sources to a honeypot instead: from banned sources (which would
+// otherwise be dropped), or from every source in (or, with Except,
+// outside) From. The target is a port on the address the connection was
+// sent to (LocalPort), or a honeypot host per family (To4, To6); a source
+// of a family without a target is not redirected. Allowlisted sources are
+// never redirected.
+type Redirect struct {
+	Proto     Proto // ProtoTCP or ProtoUDP
+	Port      uint16
+	Banned    bool
+	From      Endpoint
+	Except    bool
+	LocalPort uint16
+	To4, To6  netip.AddrPort
+	Origin    Origin
+}
+
+// Target returns where the redirect sends a connection of family v6: an
+// address (invalid for a port on this host) and a port; ok is false when
+// it has no target in that family.
+func (r *Redirect) Target(v6 bool) (addr netip.Addr, port uint16, ok bool) {
+	if r.LocalPort != 0 {
+		return netip.Addr{}, r.LocalPort, true
+	}
+	to := r.To4
+	if v6 {
+		to = r.To6
+	}
+	return to.Addr(), to.Port(), to.IsValid()
+}
+
+// Summary describes the redirect in one line.
+func (r *Redirect) Summary() string {
+	from := "banned sources"
+	if !r.Banned {
+		from = "sources in " + r.From.Text
+		if r.Except {
+			from = "sources outside " + r.From.Text
+		}
+	}
+	var to []string
+	if r.LocalPort != 0 {
+		to = append(to, "port "+strconv.Itoa(int(r.LocalPort)))
+	}
+	for _, t := range []netip.AddrPort{r.To4, r.To6} {
+		if t.IsValid() {
+			to = append(to, t.String())
+		}
+	}
+	return fmt.Sprintf("%s/%d from %s to %s", r.Proto, r.Port, from, strings.Join(to, " and "))
 }
 
 // ScanGuard blocks scanners in the kernel: a source whose dropped probes
