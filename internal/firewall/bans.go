@@ -186,6 +186,7 @@ func trapSets(p *policy.Policy) []*nft.Set {
 	}
 	if len(p.Honeypot.UDP) > 0 {
 		out = append(out, &nft.Set{Name: trapUDPSet, Type: nft.KeyPort, Ports: portList(p.Honeypot.UDP), Comment: "udp trap ports"})
+		out = append(out, trapUDPSwitchSets()...)
 	}
 	return out
 }
@@ -203,8 +204,8 @@ func portList(ps []uint16) []nft.PortRange {
 // the source to the ban set with the honeypot's ban time, in well under a
 // millisecond, and goes on to the listener so the daemon records the ban. A spoofed SYN never completes a handshake, so it bans
 // nobody. New connections to trap ports are accepted so that the daemon's
-// listener can complete them; UDP datagrams are only logged (alert, no
-// ban: their source can be forged).
+// listener can complete them. UDP datagrams are logged and never banned
+// here, their source can be forged (see trapUDPRules).
 func (c *compiler) trapsChain() *nft.Chain {
 	h := c.p.Honeypot
 	if len(h.TCP) == 0 && len(h.UDP) == 0 {
@@ -249,13 +250,7 @@ func (c *compiler) trapsChain() *nft.Chain {
 				&nft.Counter{}, accept()}, Comment: "moat trap tcp handshake"})
 	}
 	if len(h.UDP) > 0 {
-		exprs := []nft.Expr{&nft.Port{Dir: nft.Dst, Proto: nft.ProtoUDP, Set: trapUDPSet}}
-		if group != 0 {
-			rate, unit, burst := limitOf(c.p.Logging.GroupRate)
-			exprs = append(exprs, &nft.Limit{Rate: rate, Unit: unit, Burst: burst})
-			exprs = append(exprs, logTo("udp")...)
-		}
-		ch.Rules = append(ch.Rules, &nft.Rule{Exprs: append(exprs, &nft.Counter{}, drop()), Comment: "moat trap udp"})
+		ch.Rules = append(ch.Rules, c.trapUDPRules(logTo("udp"))...)
 	}
 	return ch
 }
