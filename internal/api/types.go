@@ -21,6 +21,10 @@ type Status struct {
 	TopScanners []Scan      `json:"top_scanners,omitempty"`
 	TopPorts    []PortCount `json:"top_ports,omitempty"`
 	TrapHits    uint64      `json:"trap_hits"`
+	// The UDP trap verifier: datagrams answered with a cookie, and
+	// sources that sent it back (and so were banned, unless allowlisted).
+	TrapChallenges uint64 `json:"trap_udp_challenges,omitempty"`
+	TrapProven     uint64 `json:"trap_udp_proven,omitempty"`
 }
 
 // Scan is one scanner as the scan detector sees it.

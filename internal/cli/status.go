@@ -218,6 +218,9 @@ func printDaemon(e *env, d *api.Status) {
 	if d.TrapHits > 0 {
 		fmt.Fprintf(tw, "  Trap connections\t%d\t\t\t\t\n", d.TrapHits)
 	}
+	if d.TrapChallenges > 0 {
+		fmt.Fprintf(tw, "  UDP trap replies\t%d\tproven\t%d\t\t\n", d.TrapChallenges, d.TrapProven)
+	}
 	if len(d.Jails) > 0 {
 		fmt.Fprintln(tw, "  Jail\tFilter\tLines\tMatches\tBanned now\tBans total\t")
 		for _, j := range d.Jails {

@@ -65,6 +65,7 @@ func (d *Daemon) Status() api.Status {
 		}
 	}
 	st.TrapHits = d.traps.accepted.Load()
+	st.TrapChallenges, st.TrapProven = d.traps.challenged.Load(), d.traps.proven.Load()
 	st.Healthy = len(st.Problems) == 0
 	return st
 }

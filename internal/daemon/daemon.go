@@ -156,6 +156,13 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	if cfg.Honeypot.Listen && cfg.Honeypot.UDPVerify && len(cfg.Policy.Honeypot.UDP) > 0 {
+		if err := d.listenUDPTraps(ctx, cfg.Policy.Honeypot.UDP); err != nil {
+			return err
+		}
+	} else if _, err := d.syncTrapSwitch(); err != nil { // off: a previous run's switch
+		d.log.Warn("turn off the kernel's udp trap switch", "err", err)
+	}
 	pipe, err := d.newPipeline(cfg)
 	if err != nil {
 		return err
@@ -183,6 +190,12 @@ func Run(ctx context.Context, opts Options) error {
 			d.currentPipe().stop()
 			cancel()
 			wg.Wait()
+			// Trap datagrams go back to being dropped, not sent to a
+			// closed port (whose ICMP errors would go to forged sources).
+			d.traps.verifying.Store(false)
+			if _, err := d.syncTrapSwitch(); err != nil {
+				d.log.Warn("turn off the kernel's udp trap switch", "err", err)
+			}
 			return nil
 		case err := <-apiErr:
 			if err != nil {
@@ -467,6 +480,11 @@ func (d *Daemon) maintain(ctx context.Context) {
 			// after `moat up` rebuilt the table from the policy.
 			if err := d.syncAllow(); err != nil {
 				d.log.Warn("fill the kernel's allow sets", "err", err)
+			}
+			if d.traps.verifying.Load() {
+				if _, err := d.syncTrapSwitch(); err != nil {
+					d.log.Warn("refresh the kernel's udp trap switch", "err", err)
+				}
 			}
 		case <-slow.C:
 			if err := d.allow.Refresh(); err != nil {

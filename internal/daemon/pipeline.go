@@ -220,7 +220,11 @@ func (c cursorStore) SaveCursor(key, cursor string) error {
 // for UDP traps (alert only: a datagram's source can be forged).
 func (p *pipeline) packet(o event.Observation) {
 	if strings.Contains(o.Prefix, ":trap:udp") {
-		p.d.log.Warn("udp trap touched (alert only, no ban: the source can be forged)", "src", o.Packet.Src, "port", o.Packet.DstPort)
+		if p.d.traps.verifying.Load() {
+			p.d.log.Warn("udp trap touched (no ban unless the source sends back the reply cookie: it can be forged)", "src", o.Packet.Src, "port", o.Packet.DstPort)
+		} else {
+			p.d.log.Warn("udp trap touched (alert only, no ban: the source can be forged)", "src", o.Packet.Src, "port", o.Packet.DstPort)
+		}
 		return
 	}
 	if p.scans == nil {

@@ -2,35 +2,53 @@ package daemon
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/moat-sec/moat/internal/procnet"
+	"golang.org/x/sys/unix"
 
 	"github.com/moat-sec/moat/internal/config"
+	"github.com/moat-sec/moat/internal/detect/udptrap"
 	"github.com/moat-sec/moat/internal/event"
 	"github.com/moat-sec/moat/internal/firewall"
 	"github.com/moat-sec/moat/internal/nft"
+	"github.com/moat-sec/moat/internal/procnet"
 )
 
 // trapStats counts what the trap listeners saw.
 type trapStats struct {
 	accepted atomic.Uint64
+	// The UDP verifier: datagrams answered with a cookie, and sources
+	// that sent theirs back.
+	challenged, proven atomic.Uint64
+	// verifying is on while the UDP verifier listens: the daemon keeps
+	// the kernel's switch on, so that trap datagrams reach it.
+	verifying atomic.Bool
 }
+
+// trapWriteWait bounds the write of tcp_bytes to a trap connection. A new
+// connection's send buffer is empty, so the write never waits in practice;
+// the deadline makes sure of it.
+const trapWriteWait = 5 * time.Millisecond
 
 // listenTraps completes TCP handshakes on the trap ports, so that the
 // kernel's trap rule can ban the source (it fires on the packet that
 // completes the handshake), and reports each connection as a verified
-// finding, which records the ban. Each connection is closed at once: one
-// goroutine per port, no goroutine or descriptor per connection, so a
-// flood of connections cannot exhaust either.
+// finding, which records the ban. Each connection is closed at once, with
+// a RST, after [honeypot] tcp_bytes random bytes if set (written inline,
+// under a deadline of a few milliseconds): one goroutine per port, no
+// goroutine or descriptor per connection, so a flood of connections
+// cannot exhaust either.
 func (d *Daemon) listenTraps(ctx context.Context, ports []uint16) error {
 	var lns []net.Listener
 	for _, port := range ports {
@@ -59,6 +77,10 @@ func (d *Daemon) listenTraps(ctx context.Context, ports []uint16) error {
 }
 
 func (d *Daemon) acceptTraps(ctx context.Context, ln net.Listener, port uint16) {
+	var seed [32]byte
+	crand.Read(seed[:])
+	noise := mrand.NewChaCha8(seed)
+	buf := make([]byte, config.MaxTrapBytes)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -69,8 +91,18 @@ func (d *Daemon) acceptTraps(ctx context.Context, ln net.Listener, port uint16) 
 			continue
 		}
 		remote, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+		if n := d.currentCfg().Honeypot.TCPBytes; n > 0 {
+			noise.Read(buf[:n])
+			conn.SetWriteDeadline(time.Now().Add(trapWriteWait))
+			conn.Write(buf[:n])
+		}
 		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.SetLinger(0) // RST: no TIME_WAIT per trap connection
+			// RST: no TIME_WAIT per trap connection, and nothing left
+			// to retransmit to a source the kernel has just banned. The
+			// bytes written above leave with the write (a new
+			// connection's window holds 4 KiB); what a peer's tiny
+			// window held back goes with the RST, nothing waits for it.
+			tc.SetLinger(0)
 		}
 		conn.Close()
 		d.traps.accepted.Add(1)
@@ -84,6 +116,143 @@ func (d *Daemon) acceptTraps(ctx context.Context, ln net.Listener, port uint16) 
 			Evidence: []string{fmt.Sprintf("%s connected to trap port %d", remote, port)},
 		})
 	}
+}
+
+// listenUDPTraps answers datagrams on the UDP trap ports with the
+// verifier's cookie and reports a source that sends its cookie back as a
+// verified finding (see package udptrap for why that cannot be forged or
+// abused). It listens on each port in both families, one goroutine per
+// port and nothing per datagram, and turns on the kernel's switch that
+// lets trap datagrams reach it. A port a real service uses is refused.
+func (d *Daemon) listenUDPTraps(ctx context.Context, ports []uint16) error {
+	var conns []*net.UDPConn
+	for _, port := range ports {
+		lc := net.ListenConfig{Control: recvPktInfo}
+		pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort("::", strconv.Itoa(int(port))))
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			if errors.Is(err, errAddrInUse) {
+				return fmt.Errorf("honeypot port %d/udp is in use by a real service: remove it from [honeypot] udp", port)
+			}
+			return fmt.Errorf("honeypot port %d/udp: %w", port, err)
+		}
+		conns = append(conns, pc.(*net.UDPConn))
+	}
+	v := udptrap.New(udptrap.Config{}, crand.Reader)
+	d.traps.verifying.Store(true)
+	switch present, err := d.syncTrapSwitch(); {
+	case err != nil:
+		d.log.Warn("turn on the kernel's udp trap switch", "err", err)
+	case !present:
+		d.log.Warn("the firewall in the kernel has no udp traps: their datagrams cannot reach the verifier until `moat up` applies the policy")
+	}
+	for i, c := range conns {
+		port := ports[i]
+		go func() {
+			<-ctx.Done()
+			d.traps.verifying.Store(false)
+			c.Close()
+		}()
+		go d.serveUDPTrap(ctx, c, port, v)
+	}
+	return nil
+}
+
+// recvPktInfo asks for each datagram's destination address (IPv4 ones
+// too, as v4-mapped addresses), so that the reply leaves from it.
+func recvPktInfo(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func (d *Daemon) serveUDPTrap(ctx context.Context, c *net.UDPConn, port uint16, v *udptrap.Verifier) {
+	buf := make([]byte, 2048) // the cookie must come in the first 2 KiB
+	oob := make([]byte, 128)
+	for {
+		n, oobn, _, src, err := c.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
+			continue
+		}
+		addr := src.Addr().Unmap()
+		if d.allow.Contains(addr) {
+			continue // never banned: nothing to prove, and no reply to protected hosts
+		}
+		now := time.Now()
+		cookie, out := v.Datagram(src, port, buf[:n], now)
+		switch out {
+		case udptrap.Challenged:
+			d.traps.challenged.Add(1)
+			c.SetWriteDeadline(now.Add(trapWriteWait))
+			c.WriteMsgUDPAddrPort(cookie[:], replyFrom(oob[:oobn]), src)
+		case udptrap.Proven:
+			d.traps.proven.Add(1)
+			d.decide(event.Finding{
+				Time: now, Addr: addr, Detector: "honeypot", Jail: "honeypot", Verified: true,
+				Reason:   fmt.Sprintf("sent back the reply cookie on UDP trap port %d", port),
+				Evidence: []string{fmt.Sprintf("%s echoed the cookie sent to it from UDP trap port %d", src, port)},
+			})
+		}
+	}
+}
+
+// replyFrom turns the destination of a received datagram (its
+// IPV6_PKTINFO) into the control message that makes the reply leave from
+// that address; nil lets the kernel choose.
+func replyFrom(oob []byte) []byte {
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			return nil
+		}
+		if h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo {
+			var info unix.Inet6Pktinfo
+			copy(info.Addr[:], data[:16]) // the interface is left to routing
+			return unix.PktInfo6(&info)
+		}
+		oob = rest
+	}
+	return nil
+}
+
+// trapSwitchTTL is how long the kernel's udp trap switch stays on without
+// a refresh from the daemon (every 2 s): a dead daemon's traps go back to
+// dropping datagrams.
+const trapSwitchTTL = 10 * time.Second
+
+// syncTrapSwitch sets the kernel's udp trap switch to whether the
+// verifier listens, and reports whether the kernel has the switch. A
+// table without it (no UDP traps in the applied policy) is left alone:
+// its traps drop datagrams, alert only.
+func (d *Daemon) syncTrapSwitch() (present bool, err error) {
+	refs, all := firewall.TrapUDPSwitch(d.currentCfg().Policy.Table)
+	on := d.traps.verifying.Load()
+	for i, ref := range refs {
+		ok, err := d.conn.HasSet(ref)
+		if err != nil || !ok {
+			return false, err
+		}
+		if on {
+			err = d.conn.AddElements(ref, []nft.Element{{Prefix: all[i], Timeout: trapSwitchTTL}})
+		} else {
+			err = d.conn.FlushSet(ref)
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // syncAllow puts the whole allowlist (configured, runtime, own addresses,
