@@ -477,3 +477,80 @@ func TestHoneypotUDPVerify(t *testing.T) {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 }
+
+// TestScanHold: with the first-SYN hold on the database and app ports, an
+// nmap SYN scan (IPv4 and IPv6) finds none of them: its first probes there
+// are held, and the scan block stops it before it tries again. A real
+// client from another address connects after its kernel's retransmission,
+// and then at once.
+func TestScanHold(t *testing.T) {
+	b := newBed(t)
+	nettest.RequireTools(t, "nmap")
+	for _, p := range []int{22, 80, 443, 3306, 5432, 8080} {
+		listenTCP(b.server, p)
+	}
+	b.writePolicy(`
+[defaults]
+incoming = "deny"
+
+[networks]
+admins = ["198.51.100.0/24", "2001:db8:a::/64"]
+
+[bans]
+allowlist = ["admins"]
+
+[[rule]]
+action = "allow"
+port = "22,80,443,3306,5432,8080"
+proto = "tcp"
+
+[scan]
+hold = [3306, 5432, 8080]
+`)
+	b.mustMoat("up")
+	held := []string{"3306/tcp", "5432/tcp", "8080/tcp"}
+	// A realistic scan over IPv4, and over IPv6 one that probes the held
+	// ports first, in order (-r), which without the hold finds them all.
+	for _, scan := range []struct {
+		name string
+		args []string
+	}{
+		{"IPv4 top 1000", []string{"--top-ports", "1000", serverWan4}},
+		{"IPv6 held ports first", []string{"-r", "-p", "3306,5432,8080,20000-20100", "-6", "-S", inetV6, "-e", "eth0", serverWan6}},
+	} {
+		before := guardCounters(t, b)["guard in hold first"]
+		args := append([]string{"nmap", "-n", "-Pn", "-sS", "-T4", "--max-retries", "1", "--host-timeout", "40s"}, scan.args...)
+		out, _ := b.inet.Run(args...)
+		for _, port := range held {
+			if strings.Contains(out, port+" open") {
+				t.Errorf("%s: nmap found held port %s\n%s", scan.name, port, out)
+			}
+		}
+		if !strings.Contains(out, "Nmap done") {
+			t.Errorf("%s: nmap did not finish\n%s", scan.name, out)
+		}
+		// The hold, not luck, kept the ports from nmap.
+		if g := guardCounters(t, b); strings.HasPrefix(scan.name, "IPv6") && g["guard in hold first"] <= before || g["guard in hold passed"] != 0 {
+			t.Errorf("%s: hold counters: first %d (was %d), passed %d (want 0)", scan.name, g["guard in hold first"], before, g["guard in hold passed"])
+		}
+	}
+	// A client that is not scanning: its first SYN is held, its kernel's
+	// retransmission passes, and so does its next connection, at once.
+	b.inet.MustRun("ip", "addr", "add", "203.0.113.67/24", "dev", "eth0")
+	for _, c := range []struct{ addr, src string }{{serverWan4, "203.0.113.67"}, {serverWan6, inetV6b}} {
+		start := time.Now()
+		if !tcpOpen(b.inet, c.addr, 5432, "-w", "3", "-s", c.src) {
+			t.Fatalf("a real client from %s never reached the held port", c.src)
+		}
+		first := time.Since(start)
+		start = time.Now()
+		if !tcpOpen(b.inet, c.addr, 3306, "-s", c.src) {
+			t.Fatalf("the client from %s was held again", c.src)
+		}
+		again := time.Since(start)
+		if first < 500*time.Millisecond || again > 300*time.Millisecond {
+			t.Errorf("client %s: first connection %v (want about 1s: held once), next %v (want at once)", c.src, first, again)
+		}
+		t.Logf("client %s: first connection %v, next %v", c.src, first, again)
+	}
+}

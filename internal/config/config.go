@@ -207,6 +207,7 @@ func load(path string, data []byte) (*Loaded, error) {
 	ld.Policy = pol
 	v.redirects(&f, pol)
 	v.daemonParts(&f, ld, pol.Networks)
+	v.holdParts(&f, pol)
 	errs := append(v.errs, mv.errs...)
 	if len(errs) > 0 {
 		return nil, errs

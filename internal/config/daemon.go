@@ -55,6 +55,9 @@ type ScanFile struct {
 	BanTime         Duration `toml:"bantime"`
 	Budget          int      `toml:"budget"`
 	Window          Duration `toml:"window"`
+	Hold            []int    `toml:"hold"`
+	HoldWindow      Duration `toml:"hold_window"`
+	HoldPass        Duration `toml:"hold_pass"`
 }
 
 // HoneypotFile is the [honeypot] table.
@@ -282,7 +285,7 @@ func (v *validator) aggregate(path, s string, minBits, maxBits int) Aggregate {
 
 func defaultScan() ScanFile {
 	return ScanFile{KernelBlock: true, KernelRate: "5/second", KernelBlockTime: dur(time.Minute), Detect: true, AutoBlock: 0,
-		BanTime: dur(10 * time.Minute), Budget: 60, Window: dur(time.Minute)}
+		BanTime: dur(10 * time.Minute), Budget: 60, Window: dur(time.Minute), HoldWindow: dur(500 * time.Millisecond), HoldPass: dur(time.Hour)}
 }
 
 func defaultHoneypot() HoneypotFile {

@@ -72,6 +72,10 @@ func Compile(p *policy.Policy) (*nft.Table, error) {
 		bases = append(bases, base)
 	}
 	c.t.Chains = append(append(append(bases, bansChain(p)), others...), c.extra...)
+	if hold := c.holdChain(); hold != nil {
+		c.t.Sets = append(c.t.Sets, c.holdSets()...)
+		c.t.Chains = append(c.t.Chains, hold)
+	}
 	if traps != nil {
 		c.t.Chains = append(c.t.Chains, traps)
 	}
@@ -189,6 +193,9 @@ func (c *compiler) guardChain(d dirInfo) *nft.Chain {
 	}
 	if g.Established {
 		add("established", []nft.Expr{&nft.CtState{States: nft.CtEstablished | nft.CtRelated}}, accept(), 0)
+	}
+	if r := c.holdJump(); r != nil && d.dir == policy.In {
+		ch.Rules = append(ch.Rules, r)
 	}
 	if !g.SYNFlood.IsZero() && d.dir == policy.In {
 		rate, unit, burst := limitOf(g.SYNFlood)

@@ -96,6 +96,15 @@ type ScanGuard struct {
 	Rate      Rate          // e.g. 5/second: a burst of 5 dropped probes, then blocked
 	BlockTime time.Duration // how long a kernel block lasts (short: probes can be spoofed)
 	Size      uint32        // at most this many sources blocked at once
+
+	// Hold lists TCP ports where the first SYN of a new source is
+	// dropped: a real client sends it again after its retransmission
+	// timeout, later than HoldWindow, and then passes (for HoldPass); a
+	// scanner's first burst is dropped whole, and the scan block stops
+	// it before it tries again.
+	Hold       []uint16
+	HoldWindow time.Duration
+	HoldPass   time.Duration
 }
 
 // Honeypot is the trap ports: a completed TCP handshake on one bans the
