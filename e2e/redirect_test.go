@@ -195,6 +195,11 @@ func TestRedirect(t *testing.T) {
 		t.Errorf("after the unban: got %q, want the real web server", got)
 	}
 	counters := b.server.MustRun("nft", "list", "chain", "inet", "moat", "redirects")
+	status := b.mustMoat("status")
+	if !strings.Contains(status, "tcp/80 from banned sources to 192.0.2.9:8080 and [2001:db8:c::9]:8080  2") ||
+		!strings.Contains(status, "tcp/22 from sources outside admins to port 2222") {
+		t.Errorf("moat status does not show the redirects and their use:\n%s", status)
+	}
 	for _, set := range []string{"@ban_v4 ", "@ban_v6 ", "@net_admins_v4 ", "@net_admins_v6 "} {
 		i := strings.Index(counters, set)
 		if i < 0 || strings.HasPrefix(counters[i+strings.Index(counters[i:], "counter"):], "counter packets 0 ") {

@@ -25,8 +25,11 @@ type Status struct {
 	Logging  string            `json:"logging"`
 	Rules    []RuleStatus      `json:"rules"`
 	Guards   []CounterStatus   `json:"guards,omitempty"`
-	Findings []policy.Finding  `json:"findings,omitempty"`
-	Daemon   *api.Status       `json:"daemon,omitempty"` // nil: not running
+	// Redirects are the [[redirect]] tables; Packets counts the
+	// connections each sent to its honeypot.
+	Redirects []CounterStatus  `json:"redirects,omitempty"`
+	Findings  []policy.Finding `json:"findings,omitempty"`
+	Daemon    *api.Status      `json:"daemon,omitempty"` // nil: not running
 }
 
 // PendingStatus describes an apply awaiting `moat confirm`.
@@ -154,6 +157,13 @@ func (e *env) status() (*Status, error) {
 	for _, name := range order {
 		st.Guards = append(st.Guards, *byName[name])
 	}
+	for i := range p.Redirects {
+		c := CounterStatus{Name: p.Redirects[i].Summary()}
+		if k := byName[firewall.RedirectComment(i+1)]; k != nil {
+			c.Packets, c.Bytes = k.Packets, k.Bytes
+		}
+		st.Redirects = append(st.Redirects, c)
+	}
 	specs := append([]string{}, make([]string, 0)...)
 	for i := range ld.File.Rules {
 		specs = append(specs, ld.File.Rules[i].String())
@@ -270,6 +280,15 @@ func printStatus(e *env, st *Status, mode string) {
 				fmt.Fprintf(tw, "\t%s", r.Source)
 			}
 			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+	if len(st.Redirects) > 0 {
+		fmt.Fprintln(w, "\nRedirects to honeypots:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "Redirect\tConnections")
+		for _, r := range st.Redirects {
+			fmt.Fprintf(tw, "%s\t%d\n", r.Name, r.Packets)
 		}
 		tw.Flush()
 	}
