@@ -244,7 +244,10 @@ func (d *Daemon) syncTrapSwitch() (present bool, err error) {
 			return false, err
 		}
 		if on {
-			err = d.conn.AddElements(ref, []nft.Element{{Prefix: all[i], Timeout: trapSwitchTTL}})
+			// Flush and add in one transaction: a fresh element with a
+			// fresh timeout on every kernel (re-adding an element only
+			// refreshes its timeout from Linux 6.12), never a gap.
+			err = d.conn.SetElements(ref, []nft.Element{{Prefix: all[i], Timeout: trapSwitchTTL}})
 		} else {
 			err = d.conn.FlushSet(ref)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -223,7 +224,8 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // SetElements makes a set hold exactly elems, in one transaction (flush,
-// then add), so that packets never see it empty or half-filled.
+// then add), so that packets never see it empty or half-filled. Elements
+// with a timeout get a fresh one on every kernel.
 func (c *Conn) SetElements(s SetRef, elems []Element) error {
 	nes, err := s.elements(elems)
 	if err != nil {
@@ -232,7 +234,9 @@ func (c *Conn) SetElements(s SetRef, elems []Element) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	set := s.set()
-	set.HasTimeout = false
+	// Sets without the timeout flag (the allow sets) are filled with
+	// untimed elements; timed ones need the flag on the set.
+	set.HasTimeout = slices.ContainsFunc(elems, func(e Element) bool { return e.Timeout > 0 })
 	c.nc.FlushSet(set)
 	if len(nes) > 0 {
 		if err := c.nc.SetAddElements(set, nes); err != nil {
