@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -353,21 +354,37 @@ func decodeStrict(path string, data []byte, v any) error {
 	return Errors{{File: path, Msg: err.Error()}}
 }
 
-// knownKeys lists every key per table, for "did you mean" hints.
-var knownKeys = map[string][]string{
-	"":         {"firewall", "defaults", "networks", "guards", "logging", "limit", "rule", "daemon", "bans", "jail", "filter", "scan", "honeypot"},
-	"daemon":   {"socket", "database"},
-	"scan":     {"kernel_block", "kernel_rate", "kernel_block_time", "detect", "auto_block", "bantime", "budget", "window"},
-	"honeypot": {"tcp", "udp", "bantime", "listen"},
-	"jail.*":   {"enabled", "filter", "mode", "logpath", "journal", "maxretry", "findtime", "bantime"},
-	"filter.*": {"failregex", "ignoreregex", "prefix"},
-	"bans":     {"bantime", "findtime", "maxretry", "multiplier", "max_bantime", "forget_after", "permanent_after", "ipv6_prefix", "aggregate_v4", "aggregate_v6", "allowlist"},
-	"firewall": {"table", "priority", "ssh_ports", "app_dirs", "rules_file"},
-	"defaults": {"incoming", "outgoing", "routed"},
-	"guards":   {"loopback", "established", "invalid", "bad_tcp_flags", "icmp", "echo_rate", "syn_flood"},
-	"logging":  {"level", "rate", "nflog_group", "nflog_rate", "prefix"},
-	"limit":    {"rate", "ipv6_prefix", "table_size"},
-	"rule":     {"action", "direction", "in_on", "out_on", "proto", "from", "from_port", "to", "port", "app", "rate", "conn_limit", "log", "comment"},
+// knownKeys lists every key per table, for "did you mean" hints: "" for
+// the top level, "jail.*" for the tables of a map. It is read off File's
+// toml tags, so a new key is hinted at as soon as it exists.
+var knownKeys = tableKeys(reflect.TypeFor[File]())
+
+func tableKeys(t reflect.Type) map[string][]string {
+	out := map[string][]string{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out[""] = append(out[""], name)
+		ft := f.Type
+		suffix := ""
+		switch ft.Kind() {
+		case reflect.Slice:
+			ft = ft.Elem()
+		case reflect.Map:
+			ft, suffix = ft.Elem(), ".*"
+		}
+		if ft.Kind() != reflect.Struct {
+			continue
+		}
+		for sf := range ft.Fields() {
+			if k, _, _ := strings.Cut(sf.Tag.Get("toml"), ","); k != "" && k != "-" {
+				out[name+suffix] = append(out[name+suffix], k)
+			}
+		}
+	}
+	return out
 }
 
 func suggest(key []string) string {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,26 @@ func TestParseDuration(t *testing.T) {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", bad)
 		}
+	}
+}
+
+// TestKnownKeys: the hints know every table and key, the newest included.
+func TestKnownKeys(t *testing.T) {
+	for table, keys := range map[string][]string{
+		"":         {"firewall", "rule", "redirect", "honeypot", "jail", "filter", "networks"},
+		"honeypot": {"udp_verify", "tcp_bytes", "listen"},
+		"scan":     {"hold", "hold_window", "kernel_rate"},
+		"redirect": {"port", "from", "to", "proto"},
+		"rule":     {"action", "conn_limit", "comment"},
+		"jail.*":   {"logpath", "journal"},
+	} {
+		for _, k := range keys {
+			if !slices.Contains(knownKeys[table], k) {
+				t.Errorf("table %q: no hint for %q (have %v)", table, k, knownKeys[table])
+			}
+		}
+	}
+	if got := suggest([]string{"honeypot", "udp_verfy"}); !strings.Contains(got, `did you mean "udp_verify"`) {
+		t.Errorf("suggest: %s", got)
 	}
 }
