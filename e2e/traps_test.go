@@ -554,3 +554,41 @@ hold = [3306, 5432, 8080]
 		t.Logf("client %s: first connection %v, next %v", c.src, first, again)
 	}
 }
+
+// TestTrapsReload: a reload that changes the trap ports restarts the
+// listeners; one that names a port a real service holds is refused, and
+// the old listeners keep running.
+func TestTrapsReload(t *testing.T) {
+	b := newBed(t)
+	logPath := filepath.Join(b.dir, "auth.log")
+	must(t, os.WriteFile(logPath, nil, 0o600))
+	policyWith := func(ports string) string {
+		return strings.Replace(fmt.Sprintf(trapPolicy, logPath), "tcp = [2323, 3389]", "tcp = ["+ports+"]", 1)
+	}
+	listening := func(port int) bool {
+		out, _ := b.server.Run("ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
+		return strings.Contains(out, "LISTEN")
+	}
+	b.writePolicy(policyWith("2323, 3389"))
+	b.mustMoat("up")
+	b.daemon(t)
+	if !listening(2323) || !listening(3389) {
+		t.Fatal("the trap listeners are not up")
+	}
+	b.writePolicy(policyWith("2323, 4444"))
+	b.mustMoat("reload")
+	if !listening(2323) || !listening(4444) || listening(3389) {
+		t.Errorf("after the reload: 2323 %v, 4444 %v (want both), 3389 %v (want gone)", listening(2323), listening(4444), listening(3389))
+	}
+	listenTCP(b.server, 5555)
+	b.writePolicy(policyWith("2323, 5555"))
+	if out, code := b.moat("reload"); code == 0 || !strings.Contains(out, "5555") {
+		t.Errorf("a reload onto a port a real service holds: exit %d\n%s", code, out)
+	}
+	if !listening(2323) || !listening(4444) {
+		t.Error("the refused reload took the old trap listeners down")
+	}
+	if out, code := b.moat("status"); code != 0 || !strings.Contains(out, "healthy") {
+		t.Errorf("after the reloads: exit %d\n%s", code, out)
+	}
+}

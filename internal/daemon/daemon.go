@@ -63,6 +63,12 @@ type Daemon struct {
 	decider *decide.Decider
 	pipe    *pipeline
 
+	// The trap listeners, replaced by a reload that changes them.
+	// reloadMu makes reloads (from SIGHUP and from the API) one at a time.
+	reloadMu sync.Mutex
+	runCtx   context.Context
+	trapLns  *trapListeners
+
 	decisions chan job
 }
 
@@ -151,17 +157,17 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.syncAllow(); err != nil {
 		d.log.Warn("fill the kernel's allow sets", "err", err)
 	}
-	if cfg.Honeypot.Listen && len(cfg.Policy.Honeypot.TCP) > 0 {
-		if err := d.listenTraps(ctx, cfg.Policy.Honeypot.TCP); err != nil {
-			return err
-		}
+	traps, err := d.startTraps(ctx, cfg)
+	if err != nil {
+		return err
 	}
-	if cfg.Honeypot.Listen && cfg.Honeypot.UDPVerify && len(cfg.Policy.Honeypot.UDP) > 0 {
-		if err := d.listenUDPTraps(ctx, cfg.Policy.Honeypot.UDP); err != nil {
-			return err
+	d.reloadMu.Lock()
+	d.runCtx, d.trapLns = ctx, traps
+	d.reloadMu.Unlock()
+	if !d.traps.verifying.Load() {
+		if _, err := d.syncTrapSwitch(); err != nil { // off: a previous run's switch
+			d.log.Warn("turn off the kernel's udp trap switch", "err", err)
 		}
-	} else if _, err := d.syncTrapSwitch(); err != nil { // off: a previous run's switch
-		d.log.Warn("turn off the kernel's udp trap switch", "err", err)
 	}
 	pipe, err := d.newPipeline(cfg)
 	if err != nil {
@@ -189,6 +195,9 @@ func Run(ctx context.Context, opts Options) error {
 			sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 			d.currentPipe().stop()
 			cancel()
+			d.reloadMu.Lock()
+			d.trapLns.stop()
+			d.reloadMu.Unlock()
 			wg.Wait()
 			// Trap datagrams go back to being dropped, not sent to a
 			// closed port (whose ICMP errors would go to forged sources).
@@ -501,6 +510,8 @@ func (d *Daemon) maintain(ctx context.Context) {
 // Reload builds the new configuration completely before swapping it in; a
 // broken one changes nothing.
 func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	cfg, err := config.Load(d.opts.ConfigPath)
 	if err != nil {
 		return api.RefusedError{Err: err}
@@ -510,6 +521,9 @@ func (d *Daemon) Reload() error {
 	}
 	pipe, err := d.newPipeline(cfg)
 	if err != nil {
+		return api.RefusedError{Err: err}
+	}
+	if err := d.reloadTraps(cfg); err != nil {
 		return api.RefusedError{Err: err}
 	}
 	ctx := context.Background()
@@ -559,4 +573,32 @@ func sortedNames[T any](m map[string]T) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// reloadTraps restarts the trap listeners when cfg changes them. If a new
+// port cannot be had, the old listeners come back and the reload is
+// refused.
+func (d *Daemon) reloadTraps(cfg *config.Loaded) error {
+	if d.runCtx == nil || !trapsChanged(d.currentCfg(), cfg) {
+		return nil
+	}
+	d.trapLns.stop()
+	d.traps.verifying.Store(false)
+	lns, err := d.startTraps(d.runCtx, cfg)
+	if err != nil {
+		old, oerr := d.startTraps(d.runCtx, d.currentCfg())
+		if oerr != nil {
+			d.log.Error("the old trap listeners could not come back", "err", oerr)
+		}
+		d.trapLns = old
+		if _, serr := d.syncTrapSwitch(); serr != nil {
+			d.log.Warn("set the kernel's udp trap switch", "err", serr)
+		}
+		return err
+	}
+	d.trapLns = lns
+	if _, err := d.syncTrapSwitch(); err != nil {
+		d.log.Warn("set the kernel's udp trap switch", "err", err)
+	}
+	return nil
 }

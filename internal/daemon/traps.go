@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
@@ -49,7 +50,7 @@ const trapWriteWait = 5 * time.Millisecond
 // under a deadline of a few milliseconds): one goroutine per port, no
 // goroutine or descriptor per connection, so a flood of connections
 // cannot exhaust either.
-func (d *Daemon) listenTraps(ctx context.Context, ports []uint16) error {
+func (d *Daemon) listenTraps(ctx context.Context, ports []uint16) ([]io.Closer, error) {
 	var lns []net.Listener
 	for _, port := range ports {
 		var lc net.ListenConfig
@@ -59,21 +60,19 @@ func (d *Daemon) listenTraps(ctx context.Context, ports []uint16) error {
 				l.Close()
 			}
 			if errors.Is(err, errAddrInUse) {
-				return fmt.Errorf("honeypot port %d is in use by a real service: remove it from [honeypot] tcp", port)
+				return nil, fmt.Errorf("honeypot port %d is in use by a real service: remove it from [honeypot] tcp", port)
 			}
-			return fmt.Errorf("honeypot port %d: %w", port, err)
+			return nil, fmt.Errorf("honeypot port %d: %w", port, err)
 		}
 		lns = append(lns, ln)
 	}
+	var closers []io.Closer
 	for i, ln := range lns {
 		port := ports[i]
-		go func() {
-			<-ctx.Done()
-			ln.Close()
-		}()
+		closers = append(closers, ln)
 		go d.acceptTraps(ctx, ln, port)
 	}
-	return nil
+	return closers, nil
 }
 
 func (d *Daemon) acceptTraps(ctx context.Context, ln net.Listener, port uint16) {
@@ -124,7 +123,7 @@ func (d *Daemon) acceptTraps(ctx context.Context, ln net.Listener, port uint16) 
 // abused). It listens on each port in both families, one goroutine per
 // port and nothing per datagram, and turns on the kernel's switch that
 // lets trap datagrams reach it. A port a real service uses is refused.
-func (d *Daemon) listenUDPTraps(ctx context.Context, ports []uint16) error {
+func (d *Daemon) listenUDPTraps(ctx context.Context, ports []uint16) ([]io.Closer, error) {
 	var conns []*net.UDPConn
 	for _, port := range ports {
 		lc := net.ListenConfig{Control: recvPktInfo}
@@ -134,9 +133,9 @@ func (d *Daemon) listenUDPTraps(ctx context.Context, ports []uint16) error {
 				c.Close()
 			}
 			if errors.Is(err, errAddrInUse) {
-				return fmt.Errorf("honeypot port %d/udp is in use by a real service: remove it from [honeypot] udp", port)
+				return nil, fmt.Errorf("honeypot port %d/udp is in use by a real service: remove it from [honeypot] udp", port)
 			}
-			return fmt.Errorf("honeypot port %d/udp: %w", port, err)
+			return nil, fmt.Errorf("honeypot port %d/udp: %w", port, err)
 		}
 		conns = append(conns, pc.(*net.UDPConn))
 	}
@@ -148,16 +147,64 @@ func (d *Daemon) listenUDPTraps(ctx context.Context, ports []uint16) error {
 	case !present:
 		d.log.Warn("the firewall in the kernel has no udp traps: their datagrams cannot reach the verifier until `moat up` applies the policy")
 	}
+	var closers []io.Closer
 	for i, c := range conns {
 		port := ports[i]
-		go func() {
-			<-ctx.Done()
-			d.traps.verifying.Store(false)
-			c.Close()
-		}()
+		closers = append(closers, c)
 		go d.serveUDPTrap(ctx, c, port, v)
 	}
-	return nil
+	return closers, nil
+}
+
+// trapListeners are the running trap listeners, stopped as one, so that a
+// reload can replace them.
+type trapListeners struct {
+	cancel  context.CancelFunc
+	closers []io.Closer
+}
+
+// startTraps starts the TCP and UDP trap listeners cfg asks for, or none
+// (and an error) if one port cannot be had.
+func (d *Daemon) startTraps(parent context.Context, cfg *config.Loaded) (*trapListeners, error) {
+	ctx, cancel := context.WithCancel(parent)
+	t := &trapListeners{cancel: cancel}
+	h, p := cfg.Honeypot, cfg.Policy.Honeypot
+	if h.Listen && len(p.TCP) > 0 {
+		cs, err := d.listenTraps(ctx, p.TCP)
+		if err != nil {
+			t.stop()
+			return nil, err
+		}
+		t.closers = append(t.closers, cs...)
+	}
+	if h.Listen && h.UDPVerify && len(p.UDP) > 0 {
+		cs, err := d.listenUDPTraps(ctx, p.UDP)
+		if err != nil {
+			t.stop()
+			d.traps.verifying.Store(false)
+			return nil, err
+		}
+		t.closers = append(t.closers, cs...)
+	}
+	return t, nil
+}
+
+// stop closes every listener before it returns: their ports are free.
+func (t *trapListeners) stop() {
+	if t == nil {
+		return
+	}
+	t.cancel()
+	for _, c := range t.closers {
+		c.Close()
+	}
+}
+
+// trapsChanged reports whether a reload must restart the trap listeners.
+func trapsChanged(old, cfg *config.Loaded) bool {
+	a, b := old.Honeypot, cfg.Honeypot
+	return a.Listen != b.Listen || a.UDPVerify != b.UDPVerify ||
+		!slices.Equal(old.Policy.Honeypot.TCP, cfg.Policy.Honeypot.TCP) || !slices.Equal(old.Policy.Honeypot.UDP, cfg.Policy.Honeypot.UDP)
 }
 
 // recvPktInfo asks for each datagram's destination address (IPv4 ones
