@@ -24,8 +24,9 @@
 # are removed on exit. Environment: RUNS (5), POLL (200us), GO, KEEP (dir),
 # HONEYPOT (0; 1 adds [honeypot] tcp = [2323, 3389]: 3389 is among the
 # ports nmap probes first, and the trap then bans the scanner on its own,
-# see BENCHMARKS.md), HOST_TIMEOUT (60s: nmap's --host-timeout; when nmap
-# hits it, it reports no ports at all).
+# see BENCHMARKS.md), HOLD (0; 1 adds [scan] hold = [3306, 5432, 8080]:
+# a new source's first SYN to those ports is held back), HOST_TIMEOUT (60s:
+# nmap's --host-timeout; when nmap hits it, it reports no ports at all).
 set -euo pipefail
 if [[ $# -ne 1 ]]; then
 	echo "usage: $0 MOAT_BIN" >&2
@@ -39,6 +40,7 @@ MOAT=$(realpath "$1")
 RUNS=${RUNS:-5}
 POLL=${POLL:-200us}
 HONEYPOT=${HONEYPOT:-0}
+HOLD=${HOLD:-0}
 HOST_TIMEOUT=${HOST_TIMEOUT:-60s}
 GO=${GO:-go}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,6 +87,9 @@ detect = true
 auto_block = 0
 
 TOML
+if [[ $HOLD == 1 ]]; then
+	echo 'hold = [3306, 5432, 8080]' >>"$TMP/moat.toml"
+fi
 if [[ $HONEYPOT == 1 ]]; then
 	cat >>"$TMP/moat.toml" <<'TOML'
 
