@@ -77,6 +77,9 @@ in_ns $SRV nginx -c "$WORK/nginx.conf"
 for port in 5432 8080; do
   setsid ip netns exec $SRV socat -lf /dev/null TCP6-LISTEN:$port,fork,reuseaddr,ipv6only=0 EXEC:cat >/dev/null 2>&1 &
 done
+# A stand-in SSH honeypot on 2222 (not open to anyone: moat redirects banned
+# sources there).
+setsid ip netns exec $SRV socat -lf /dev/null TCP6-LISTEN:2222,fork,reuseaddr,ipv6only=0 'EXEC:echo SSH-2.0-honeypot' >/dev/null 2>&1 &
 sleep 1
 
 SSH=(ssh -i "$WORK/admin" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR)
@@ -123,8 +126,10 @@ printf '123456\npassword\nqwerty\nletmein\nadmin\nroot\ntoor\nchangeme\n' >"$WOR
 (cd "$WORK" && in_ns $NET timeout 20 hydra -I -l admin -P "$WORK/words" -t 4 ssh://203.0.113.1 >"$WORK/hydra.log" 2>&1 &)
 for _ in $(seq 100); do in_ns $SRV "${M[@]}" bans | grep -q 203.0.113.66 && break; sleep 0.1; done
 in_ns $SRV "${M[@]}" bans
-echo "The attacker now reaches nothing, not even the web:"
+echo "The attacker now reaches nothing, not even the web; port 22 leads it to the honeypot ([[redirect]]):"
 in_ns $NET nmap -n -Pn -sS -p 22,80,443 203.0.113.1 | grep -E '^[0-9]+/'
+printf '  ssh banner the attacker sees: '; in_ns $NET nc -n -w 2 203.0.113.1 22 </dev/null | head -n 1
+printf '  ssh banner the admin sees:    '; in_ns $ADM nc -n -w 2 198.51.100.1 22 </dev/null | head -n 1
 
 step "The admin mistypes their password 6 times: allowlisted, never banned"
 for _ in 1 2 3 4 5 6; do in_ns $ADM sshpass -p wrong ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PreferredAuthentications=password -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o ConnectTimeout=3 -o LogLevel=ERROR admin@198.51.100.1 true 2>/dev/null || true; done
