@@ -457,3 +457,60 @@ proto = "tcp"
 		t.Error("the flood from one source blocked another")
 	}
 }
+
+// TestRPFilter (SECURITY.md B7): with rp_filter = "strict", packets from
+// the internet link forged with the admin's address (IPv4 and IPv6) are
+// dropped before the rules and the scan detector see them, while real
+// traffic from both hosts passes; "loose" drops sources with no route.
+func TestRPFilter(t *testing.T) {
+	b := newBed(t)
+	nettest.RequireTools(t, "hping3", "nmap")
+	listenTCP(b.server, 80)
+	policy := func(mode string) string {
+		return sshlessHeader + `
+[guards]
+rp_filter = "` + mode + `"
+
+[[rule]]
+action = "allow"
+port = "80"
+proto = "tcp"
+`
+	}
+	b.writePolicy(policy("strict"))
+	b.mustMoat("up", "--force")
+	if !tcpOpen(b.admin, serverAdm4, 80) || !tcpOpen(b.inet, serverWan4, 80) || !tcpOpen(b.inet, serverWan6, 80, "-s", inetV6) {
+		t.Fatal("real traffic is dropped")
+	}
+	before := guardCounters(t, b)
+	b.inet.Run("hping3", "-S", "-a", adminV4, "-p", "80", "-c", "20", "-i", "u2000", serverWan4)
+	b.inet.Run("hping3", "-S", "-a", adminV4, "--scan", "1000-1050", serverWan4)
+	b.inet.Run("nmap", "-6", "-n", "-Pn", "-sS", "-S", adminV6, "-e", "eth0", "-p", "80,1000-1020", "--max-retries", "0", serverWan6)
+	after := guardCounters(t, b)
+	if got := after["guard in rp-filter"] - before["guard in rp-filter"]; got < 20+51+20 {
+		t.Errorf("rp-filter dropped %d forged packets, want every one (at least 91)", got)
+	}
+	if got := after["default in"] - before["default in"]; got != 0 {
+		t.Errorf("%d forged packets reached the default drop (and the scan detector)", got)
+	}
+	if inKernelSet(b.server, "scan_v4", adminV4) || inKernelSet(b.server, "scan_v6", adminV6) {
+		t.Error("forged probes blocked the admin")
+	}
+	if !tcpOpen(b.admin, serverAdm4, 80) || !tcpOpen(b.admin, serverAdm6, 80) {
+		t.Error("the admin lost port 80")
+	}
+
+	// Loose: the forged admin address has a route (through the admin
+	// link) and passes; an address with no route at all does not.
+	b.writePolicy(policy("loose"))
+	b.mustMoat("up", "--force")
+	before = guardCounters(t, b)
+	b.inet.Run("hping3", "-S", "-a", adminV4, "-p", "80", "-c", "5", "-i", "u2000", serverWan4)
+	mid := guardCounters(t, b)
+	b.inet.Run("hping3", "-S", "-a", "192.0.2.99", "-p", "80", "-c", "5", "-i", "u2000", serverWan4)
+	after = guardCounters(t, b)
+	if mid["guard in rp-filter"] != before["guard in rp-filter"] || after["guard in rp-filter"]-mid["guard in rp-filter"] < 5 {
+		t.Errorf("loose: forged admin dropped %d (want 0), unroutable dropped %d (want 5)",
+			mid["guard in rp-filter"]-before["guard in rp-filter"], after["guard in rp-filter"]-mid["guard in rp-filter"])
+	}
+}

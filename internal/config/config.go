@@ -73,6 +73,7 @@ type Guards struct {
 	ICMP        bool   `toml:"icmp"`
 	EchoRate    string `toml:"echo_rate"`
 	SYNFlood    string `toml:"syn_flood"`
+	RPFilter    string `toml:"rp_filter"`
 }
 
 // Logging is the [logging] table.
@@ -506,6 +507,13 @@ func (v *validator) policy(f *File) *policy.Policy {
 	p.Guards = policy.Guards{Loopback: g.Loopback, Established: g.Established, Invalid: g.Invalid, BadTCPFlags: g.BadTCPFlags, ICMP: g.ICMP}
 	p.Guards.EchoRate = v.rate("guards.echo_rate", g.EchoRate, true)
 	p.Guards.SYNFlood = v.rate("guards.syn_flood", g.SYNFlood, true)
+	switch g.RPFilter {
+	case "", "off":
+	case "loose", "strict":
+		p.Guards.RPFilter = g.RPFilter
+	default:
+		v.add("guards.rp_filter", fmt.Errorf("%q: want off, loose or strict", g.RPFilter))
+	}
 
 	l := f.Logging
 	lvl, err := policy.ParseLogLevel(l.Level)

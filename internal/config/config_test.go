@@ -271,3 +271,15 @@ func TestKnownKeys(t *testing.T) {
 		t.Errorf("suggest: %s", got)
 	}
 }
+
+func TestRPFilterKey(t *testing.T) {
+	for in, want := range map[string]string{"": "", "off": "", "loose": "loose", "strict": "strict"} {
+		ld, err := load("moat.toml", []byte("[guards]\nrp_filter = \""+in+"\"\n"))
+		if err != nil || ld.Policy.Guards.RPFilter != want {
+			t.Errorf("rp_filter %q: %v, %q; want %q", in, err, ld.Policy.Guards.RPFilter, want)
+		}
+	}
+	if _, err := load("moat.toml", []byte("[guards]\nrp_filter = \"on\"\n")); err == nil || !strings.HasPrefix(err.Error(), "moat.toml:2:13: guards.rp_filter: \"on\": want off, loose or strict") {
+		t.Errorf("error: %v", err)
+	}
+}

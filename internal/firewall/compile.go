@@ -175,6 +175,15 @@ func (c *compiler) guardChain(d dirInfo) *nft.Chain {
 		}
 		ch.Rules = append(ch.Rules, &nft.Rule{Exprs: append(slices.Clone(match), &nft.Counter{}, verdict), Comment: comment})
 	}
+	if g.RPFilter != "" && d.dir != policy.Out {
+		// Spoofed sources are dropped before anything else sees them, the
+		// scan detector included: logged to the kernel log only, never to
+		// the NFLOG feed.
+		match := []nft.Expr{&nft.RPFilter{Strict: g.RPFilter == "strict"}}
+		comment := GuardComment(d.short, "rp-filter")
+		ch.Rules = append(ch.Rules, c.logRulesTo(match, d.short, "drop", "rp-filter", comment, c.logs(policy.LogMedium), false)...)
+		ch.Rules = append(ch.Rules, &nft.Rule{Exprs: append(slices.Clone(match), &nft.Counter{}, drop()), Comment: comment})
+	}
 	if g.BadTCPFlags && d.dir != policy.Out {
 		const all6 = nft.TCPFin | nft.TCPSyn | nft.TCPRst | nft.TCPPsh | nft.TCPAck | nft.TCPUrg
 		flags := func(mask, value uint8, negate bool) *nft.TCPFlags {

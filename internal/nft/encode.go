@@ -706,6 +706,11 @@ func (re *ruleEnc) expr(x Expr) error {
 			&expr.Fib{Register: reg, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binaryutil.NativeEndian.PutUint32(uint32(unix.RTN_LOCAL))},
 		)
+	case *RPFilter:
+		re.add(
+			&expr.Fib{Register: reg, FlagSADDR: true, FlagIIF: x.Strict, ResultOIF: true, FlagPRESENT: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: make([]byte, 4)},
+		)
 	case *DNAT:
 		return re.dnat(x)
 	case *Log:

@@ -47,6 +47,8 @@ func allTable() *Table {
 				rule("", &IfName{In: true, Name: "lo"}, accept),
 				rule("", &CtMark{Mask: 0x40000000, Value: 0x40000000}, &CtStatus{Bits: CtStatusDNAT}, &Counter{}, accept),
 				rule("", &CtMark{Mask: 0x3, Value: 0x1}, drop),
+				rule("", &RPFilter{Strict: true}, &Counter{}, drop),
+				rule("", &NfProto{V6: true}, &RPFilter{}, drop),
 				rule("", &CtState{States: CtEstablished | CtRelated}, accept),
 				rule("", &CtState{States: CtNew, Negate: true}, drop),
 				rule("", &CtState{States: CtEstablished | CtRelated, Negate: true}, &Counter{}),

@@ -131,6 +131,10 @@ type (
 		Mask  uint32 `json:"mask,omitempty"`
 		Value uint32 `json:"value"`
 	}
+	jsonRPFilter struct {
+		Type   string `json:"type"`
+		Strict bool   `json:"strict,omitempty"`
+	}
 	jsonDNAT struct {
 		Type string     `json:"type"`
 		Addr netip.Addr `json:"addr,omitzero"`
@@ -480,6 +484,8 @@ func marshalExpr(x Expr) (json.RawMessage, error) {
 		v = jsonCounter{"counter"}
 	case *FibLocal:
 		v = jsonCounter{"fib_local"}
+	case *RPFilter:
+		v = jsonRPFilter{"rp_filter", x.Strict}
 	case *CtMark:
 		v = jsonCtBits{"ct_mark", x.Mask, x.Value}
 	case *CtMarkSet:
@@ -648,6 +654,12 @@ func unmarshalExpr(raw json.RawMessage) (Expr, error) {
 			return nil, err
 		}
 		return &FibLocal{}, nil
+	case "rp_filter":
+		var j jsonRPFilter
+		if err := strictUnmarshal(raw, &j); err != nil {
+			return nil, err
+		}
+		return &RPFilter{Strict: j.Strict}, nil
 	case "ct_mark", "ct_mark_set", "ct_status":
 		var j jsonCtBits
 		if err := strictUnmarshal(raw, &j); err != nil {

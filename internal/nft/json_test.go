@@ -13,7 +13,7 @@ import (
 
 // everyExprType lists one value of each Expr implementation; the test below
 // fails when a type is added to the model without a JSON form.
-var everyExprType = []Expr{&IfName{}, &NfProto{}, &L4Proto{}, &Addr{}, &Port{}, &CtState{}, &TCPFlags{}, &ICMPType{}, &Limit{}, &Meter{}, &CtCount{}, &Counter{}, &Log{}, &Verdict{}, &CtMark{}, &CtMarkSet{}, &CtStatus{}, &FibLocal{}, &DNAT{}}
+var everyExprType = []Expr{&IfName{}, &NfProto{}, &L4Proto{}, &Addr{}, &Port{}, &CtState{}, &TCPFlags{}, &ICMPType{}, &Limit{}, &Meter{}, &CtCount{}, &Counter{}, &Log{}, &Verdict{}, &CtMark{}, &CtMarkSet{}, &CtStatus{}, &FibLocal{}, &RPFilter{}, &DNAT{}}
 
 func TestJSONRoundTrip(t *testing.T) {
 	tbl := allTable()

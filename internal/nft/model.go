@@ -249,6 +249,12 @@ const (
 // fib daddr type local.
 type FibLocal struct{}
 
+// RPFilter matches packets whose source address has no route back:
+// through the interface the packet came in on (Strict), or through any
+// interface: fib saddr [. iif] oif missing. Only valid on the input,
+// forward and prerouting hooks.
+type RPFilter struct{ Strict bool }
+
 // DNAT rewrites the destination of a connection's first packet, in a nat
 // chain: to Addr:Port (dnat ip|ip6 to ...), or, when Addr is the zero
 // Addr, to Port on the address the packet was sent to (redirect to :Port).
@@ -333,6 +339,7 @@ func (*CtMark) isExpr()    {}
 func (*CtMarkSet) isExpr() {}
 func (*CtStatus) isExpr()  {}
 func (*FibLocal) isExpr()  {}
+func (*RPFilter) isExpr()  {}
 func (*DNAT) isExpr()      {}
 func (*SetAdd) isExpr()    {}
 func (*Log) isExpr()       {}

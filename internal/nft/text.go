@@ -277,6 +277,11 @@ func exprText(e Expr) string {
 		return fmt.Sprintf("ct status & %#08x == %#08x", e.Bits, e.Bits)
 	case *FibLocal:
 		return "fib daddr type local"
+	case *RPFilter:
+		if e.Strict {
+			return "fib saddr . iif oif missing"
+		}
+		return "fib saddr oif missing"
 	case *DNAT:
 		switch {
 		case !e.Addr.IsValid():

@@ -473,6 +473,11 @@ type Guards struct {
 	ICMP        bool // accept the ICMP and ICMPv6 that networks need
 	EchoRate    Rate // per-host limit on echo requests (global token bucket)
 	SYNFlood    Rate // per-source limit on new TCP connections; zero = off
+	// RPFilter drops incoming and routed packets whose source has no
+	// route back (anti-spoofing, IPv4 and IPv6): "loose" (no route at
+	// all), "strict" (not through the interface they came in on), or ""
+	// (off).
+	RPFilter string
 }
 
 // LogLevel is how much of what the firewall drops gets logged.
