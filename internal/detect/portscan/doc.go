@@ -81,8 +81,9 @@
 // decoy address (nmap -S, -D) is classified exactly like a real one. The
 // detector cannot tell; the decision stage must bound what it does with
 // unverified findings (a ban budget, the never-ban set: SECURITY.md R6,
-// R7, cases B3-B5), and martian sources are for rp_filter and the
-// firewall's anti-spoofing rules to drop before they are logged (B7).
+// R7, cases B3-B5), and sources with no route back through the interface
+// they came in on are for the firewall's [guards] rp_filter to drop before
+// they are logged (B7).
 //
 // # Bounds
 //
