@@ -133,14 +133,13 @@ func TestHoneypot(t *testing.T) {
 	}
 }
 
-// TestScanBlock: an nmap SYN scan is blocked in the kernel after a few
-// dropped probes, so it finds few of the six open ports; probes forged with
-// the allowlisted admin's address block nobody.
-func TestScanBlock(t *testing.T) {
+// scanBed is the issue's scan bench: a server with six open, allowed
+// ports (22, 80, 443, 3306, 5432, 8080), the admins allowlisted, and extra
+// policy appended; the policy is applied.
+func scanBed(t *testing.T, extra string) *bed {
 	b := newBed(t)
-	nettest.RequireTools(t, "nmap", "hping3")
-	open := []int{22, 80, 443, 3306, 5432, 8080}
-	for _, p := range open {
+	nettest.RequireTools(t, "nmap")
+	for _, p := range []int{22, 80, 443, 3306, 5432, 8080} {
 		listenTCP(b.server, p)
 	}
 	b.writePolicy(`
@@ -157,8 +156,17 @@ allowlist = ["admins"]
 action = "allow"
 port = "22,80,443,3306,5432,8080"
 proto = "tcp"
-`)
+` + extra)
 	b.mustMoat("up")
+	return b
+}
+
+// TestScanBlock: an nmap SYN scan is blocked in the kernel after a few
+// dropped probes, so it finds few of the six open ports; probes forged with
+// the allowlisted admin's address block nobody.
+func TestScanBlock(t *testing.T) {
+	b := scanBed(t, "")
+	nettest.RequireTools(t, "hping3")
 	// Forged probes in the admin's name, from the internet side.
 	b.inet.Run("hping3", "-S", "-a", adminV4, "--scan", "1000-1100", serverWan4)
 	if inKernelSet(b.server, "scan_v4", adminV4) {
@@ -484,30 +492,7 @@ func TestHoneypotUDPVerify(t *testing.T) {
 // client from another address connects after its kernel's retransmission,
 // and then at once.
 func TestScanHold(t *testing.T) {
-	b := newBed(t)
-	nettest.RequireTools(t, "nmap")
-	for _, p := range []int{22, 80, 443, 3306, 5432, 8080} {
-		listenTCP(b.server, p)
-	}
-	b.writePolicy(`
-[defaults]
-incoming = "deny"
-
-[networks]
-admins = ["198.51.100.0/24", "2001:db8:a::/64"]
-
-[bans]
-allowlist = ["admins"]
-
-[[rule]]
-action = "allow"
-port = "22,80,443,3306,5432,8080"
-proto = "tcp"
-
-[scan]
-hold = [3306, 5432, 8080]
-`)
-	b.mustMoat("up")
+	b := scanBed(t, "\n[scan]\nhold = [3306, 5432, 8080]\n")
 	held := []string{"3306/tcp", "5432/tcp", "8080/tcp"}
 	// A realistic scan over IPv4, and over IPv6 one that probes the held
 	// ports first, in order (-r), which without the hold finds them all.
