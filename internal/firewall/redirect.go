@@ -48,18 +48,14 @@ func (c *compiler) redirectChain() *nft.Chain {
 				if v6 {
 					fam = famV6
 				}
-				if f4, f6 := r.From.Families(); !r.Except && (v6 && !f6 || !v6 && !f4) {
-					continue // no source of this family is in From
+				switch f4, f6 := r.From.Families(); {
+				case v6 && f6 || !v6 && f4:
+					src := c.addr(nft.Src, r.From, fam) // one address match
+					src[0].(*nft.Addr).Negate = r.Except
+					sources = append(sources, src)
+				case r.Except:
+					sources = append(sources, nil) // From has no prefix of this family: everyone is outside it
 				}
-				src := c.addr(nft.Src, r.From, fam)
-				if a, ok := src[0].(*nft.Addr); ok && r.Except {
-					a.Negate = true
-				}
-				if a, ok := src[0].(*nft.Addr); ok && a.Set == "" && len(a.Prefixes) == 0 {
-					// From has no prefix of this family: everyone is outside it.
-					src = nil
-				}
-				sources = append(sources, src)
 			}
 			for _, src := range sources {
 				exprs := []nft.Expr{&nft.FibLocal{}, &nft.NfProto{V6: v6}}
